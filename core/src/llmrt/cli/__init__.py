@@ -1,0 +1,1 @@
+"""The ``llmrt`` command line."""

@@ -1,0 +1,172 @@
+"""LLMEngine: the step loop tying scheduler, KV cache, model runner and output processing.
+
+``add_request`` validates and queues; ``step`` schedules one batch, runs it, records the
+sampled tokens and returns the RequestOutputs that changed. Startup says which backend was
+chosen and why, what memory was measured, how many KV blocks fit, and how long each phase took.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from llmrt.backends import select_backend
+from llmrt.config import EngineConfig
+from llmrt.engine.kv_sizing import plan_kv_cache
+from llmrt.engine.output_processor import OutputProcessor, ParentState
+from llmrt.engine.request import Request, RequestStatus
+from llmrt.engine.validation import RequestValidator
+from llmrt.kv.kv_cache_manager import KVCacheManager
+from llmrt.model.hf_config import load_generation_defaults, max_model_len_from_config
+from llmrt.model.hub import resolve_model_dir
+from llmrt.outputs import RequestOutput
+from llmrt.plugins import get_plugin_host
+from llmrt.plugins.host import PluginHost
+from llmrt.sampling_params import SamplingParams
+
+logger = logging.getLogger("llmrt.engine")
+
+
+class LLMEngine:
+    """One model on one backend, serving many requests with continuous batching."""
+
+    def __init__(self, config: EngineConfig, host: PluginHost | None = None) -> None:
+        self.config = config
+        self.host = host or get_plugin_host()
+        self.timings: dict[str, float] = {}
+        with self._phase("select backend"):
+            choice = select_backend(self.host, config.backend)
+            self.backend = choice.backend
+            self.backend.configure(config)
+        logger.info("backend %r: %s", self.backend.name, choice.reason)
+        with self._phase("resolve model"):
+            self.model_dir = str(resolve_model_dir(config.model.model, config.model.revision))
+        with self._phase("load tokenizer"):
+            self.tokenizer = _load_tokenizer(config.model.tokenizer or self.model_dir)
+        with self._phase("load weights"):
+            self.runner = self.backend.create_model_runner(config, self.host, self.model_dir)
+            self.runner.load_model()
+        self._set_limits()
+        with self._phase("profile and allocate KV cache"):
+            self.num_blocks = plan_kv_cache(self.runner, self.backend, config)
+            self.runner.allocate_kv_cache(self.num_blocks)
+        self._build_scheduler()
+        self.generation_defaults = _generation_defaults(config, self.model_dir)
+        self.validator = RequestValidator(self.tokenizer, self.runner.hf_config, self.max_model_len,
+                                          self.generation_defaults, self.tokenizer_eos())
+        self.output_processor = OutputProcessor(self.tokenizer)
+        self._counter = 0
+        logger.info("ready in %.2f s (%s)", sum(self.timings.values()),
+                    ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items()))
+
+    # -- startup -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - start
+
+    def _set_limits(self) -> None:
+        model_limit = max_model_len_from_config(self.runner.hf_config)
+        requested = self.config.model.max_model_len
+        if requested is not None and requested > model_limit:
+            raise ValueError(f"max_model_len {requested} exceeds the model's limit of {model_limit} tokens")
+        self.max_model_len = requested or model_limit
+        self.config.scheduler.max_model_len = self.max_model_len
+
+    def _build_scheduler(self) -> None:
+        cache = self.config.cache
+        pool_factory = self.host.block_allocators().get(cache.block_allocator).value
+        self.block_pool = pool_factory(self.num_blocks, cache.enable_prefix_caching)
+        self.kv_cache_manager = KVCacheManager(self.block_pool, cache.block_size, cache.enable_prefix_caching)
+        scheduler_factory = self.host.schedulers().get(self.config.scheduler.scheduler).value
+        self.scheduler = scheduler_factory(self.config.scheduler, self.kv_cache_manager)
+
+    def tokenizer_eos(self) -> int | None:
+        """The tokenizer's end-of-sequence id, if it has one."""
+        return getattr(self.tokenizer, "eos_token_id", None) if self.tokenizer is not None else None
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def next_request_id(self) -> str:
+        """A fresh request id, unique within this engine."""
+        self._counter += 1
+        return str(self._counter - 1)
+
+    def add_request(
+        self,
+        request_id: str,
+        prompt: str | list[int] | dict[str, Any],
+        params: SamplingParams | None = None,
+        priority: int = 0,
+        cache_salt: str | None = None,
+    ) -> None:
+        """Validate and queue a request; raises ``ValueError`` naming the problem if invalid."""
+        if request_id in self.output_processor.parents:
+            raise ValueError(f"request id {request_id!r} is already in use")
+        prompt_text, token_ids = self.validator.tokenize(prompt)
+        params = self.validator.prepare_params(params or SamplingParams.from_optional(), token_ids)
+        token_ids = self.validator.truncate(token_ids, params)
+        max_tokens = self.validator.max_tokens(token_ids, params)
+        children = self._children(request_id, token_ids, params, max_tokens, priority, cache_salt)
+        self.output_processor.add(ParentState(request_id, prompt_text, token_ids), children)
+        for child in children:
+            self.scheduler.add_request(child)
+
+    def _children(self, request_id, token_ids, params, max_tokens, priority, cache_salt) -> list[Request]:
+        if params.n == 1:
+            return [Request(request_id, token_ids, params, priority=priority, cache_salt=cache_salt,
+                            max_tokens=max_tokens)]
+        children = []
+        for index in range(params.n):
+            child_params = params.clone()
+            child_params.n = 1
+            if params.seed is not None:
+                child_params.seed = params.seed + index
+            children.append(Request(f"{request_id}#{index}", list(token_ids), child_params, priority=priority,
+                                    cache_salt=cache_salt, max_tokens=max_tokens))
+        return children
+
+    def abort_request(self, request_ids: str | list[str]) -> None:
+        """Abort user requests by id; their KV blocks are freed at once. Unknown ids are ignored."""
+        ids = [request_ids] if isinstance(request_ids, str) else list(request_ids)
+        for request_id in ids:
+            children = self.output_processor.abort(request_id)
+            self.scheduler.finish_requests(children, RequestStatus.FINISHED_ABORTED)
+
+    def has_unfinished_requests(self) -> bool:
+        """True while any request is waiting or running."""
+        return self.scheduler.has_unfinished_requests()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def step(self) -> list[RequestOutput]:
+        """Run one scheduling step; return outputs of requests that progressed or finished."""
+        scheduler_output = self.scheduler.schedule()
+        runner_output = self.runner.execute(scheduler_output)
+        updated = self.scheduler.update_from_output(scheduler_output, runner_output.sampled_token_ids)
+        outputs, stopped = self.output_processor.update(updated)
+        if stopped:
+            self.scheduler.finish_requests(stopped, RequestStatus.FINISHED_STOPPED)
+        return outputs
+
+    def shutdown(self, reason: str = "finished") -> None:
+        """Tell plugins the engine stops."""
+        self.host.engine_shutdown(reason)
+
+
+def _load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+
+
+def _generation_defaults(config: EngineConfig, model_dir: str) -> dict[str, Any]:
+    source = config.model.generation_config
+    if source == "none":
+        return {}
+    return load_generation_defaults(model_dir if source == "auto" else source)

@@ -1,0 +1,103 @@
+"""Request validation: every check runs before anything is queued or allocated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmrt.sampling_params import SamplingParams
+
+
+class InvalidRequestError(ValueError):
+    """A request is malformed; ``param`` names the offending field when there is one."""
+
+    code: str | None = None
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class ContextLengthExceededError(InvalidRequestError):
+    """Prompt plus completion would not fit the model's context (OpenAI's wording)."""
+
+    code = "context_length_exceeded"
+
+
+class RequestValidator:
+    """Tokenizes prompts and checks them and their sampling parameters against the model."""
+
+    def __init__(self, tokenizer: Any, hf_config: Any, max_model_len: int,
+                 generation_defaults: dict[str, Any], tokenizer_eos: int | None) -> None:
+        self.tokenizer = tokenizer
+        self.vocab_size = int(hf_config.vocab_size)
+        self.max_model_len = max_model_len
+        self.defaults = dict(generation_defaults)
+        eos = self.defaults.pop("eos_token_id", None)
+        eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        self.eos_token_id = tokenizer_eos if tokenizer_eos is not None else (eos_ids[0] if eos_ids else None)
+        self.extra_stop_ids = {t for t in eos_ids if t != self.eos_token_id}
+
+    def tokenize(self, prompt: str | list[int] | dict[str, Any]) -> tuple[str | None, list[int]]:
+        """The prompt text (if given as text) and its token ids, checked against the vocabulary."""
+        text: str | None = None
+        if isinstance(prompt, dict):
+            if "prompt_token_ids" in prompt:
+                ids = list(prompt["prompt_token_ids"])
+            elif "prompt" in prompt:
+                text = prompt["prompt"]
+                ids = self._encode(text)
+            else:
+                raise InvalidRequestError("a prompt dict needs 'prompt' or 'prompt_token_ids'", "prompt")
+        elif isinstance(prompt, str):
+            text, ids = prompt, self._encode(prompt)
+        else:
+            ids = list(prompt)
+        self._check_ids(ids)
+        return text, ids
+
+    def _encode(self, text: str) -> list[int]:
+        if self.tokenizer is None:
+            raise InvalidRequestError("this engine has no tokenizer; pass prompt_token_ids", "prompt")
+        return list(self.tokenizer.encode(text))
+
+    def _check_ids(self, ids: list[int]) -> None:
+        if not ids:
+            raise InvalidRequestError("the prompt is empty", "prompt")
+        if not all(isinstance(t, int) for t in ids):
+            raise InvalidRequestError("prompt token ids must be integers", "prompt")
+        bad = [t for t in ids if not 0 <= t < self.vocab_size]
+        if bad:
+            raise InvalidRequestError(
+                f"prompt token id {bad[0]} is outside the vocabulary (size {self.vocab_size})", "prompt")
+
+    def prepare_params(self, params: SamplingParams, prompt_ids: list[int]) -> SamplingParams:
+        """A per-request copy with generation_config defaults and stop ids filled in."""
+        params = params.clone()
+        params.apply_generation_defaults(self.defaults)
+        try:
+            params.validate_token_ids(self.vocab_size)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc), getattr(exc, "param", None)) from exc
+        params.eos_token_id = self.eos_token_id
+        params.all_stop_token_ids = set(params.stop_token_ids) | self.extra_stop_ids
+        return params
+
+    @staticmethod
+    def truncate(ids: list[int], params: SamplingParams) -> list[int]:
+        """Keep the last ``truncate_prompt_tokens`` tokens when asked."""
+        keep = params.truncate_prompt_tokens
+        return ids[-keep:] if keep is not None and keep < len(ids) else ids
+
+    def max_tokens(self, ids: list[int], params: SamplingParams) -> int:
+        """The number of tokens this request may generate; raises if the context is exceeded."""
+        room = self.max_model_len - len(ids)
+        requested = params.max_tokens
+        if room <= 0 or (requested is not None and requested > room):
+            completion = requested if requested is not None else 0
+            raise ContextLengthExceededError(
+                f"This model's maximum context length is {self.max_model_len} tokens. However, you "
+                f"requested {len(ids) + completion} tokens ({len(ids)} in the messages, {completion} "
+                "in the completion). Please reduce the length of the messages or completion.",
+                "messages" if requested is None or room <= 0 else "max_tokens",
+            )
+        return room if requested is None else requested

@@ -1,0 +1,101 @@
+"""The batched sampler: one pass over the batch with per-request parameters.
+
+Greedy rows take an argmax and never pay for sorting. Random rows go through temperature,
+top-k, top-p and min-p filtering as batched tensor operations, then an exponential race
+(argmax of p / E with E ~ Exp(1)), which draws exactly from p. Seeded rows draw their noise from
+their own generator, so their tokens do not depend on what else is in the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from llmrt.sampling_params import SamplingParams, SamplingType
+
+
+@dataclass
+class SamplingBatch:
+    """Per-row sampling parameters as tensors, built once per step from the requests."""
+
+    temperature: torch.Tensor
+    top_k: torch.Tensor
+    top_p: torch.Tensor
+    min_p: torch.Tensor
+    greedy: torch.Tensor
+    all_greedy: bool
+    needs_top_k: bool
+    needs_top_p: bool
+    needs_min_p: bool
+    generators: dict[int, torch.Generator]
+
+    @classmethod
+    def build(
+        cls, params: list[SamplingParams], generators: list[torch.Generator | None], device: torch.device
+    ) -> SamplingBatch:
+        """Gather each row's parameters; ``generators[i]`` is row i's seeded generator or None."""
+        greedy = [p.sampling_type == SamplingType.GREEDY for p in params]
+        temperature = [1.0 if g else p.temperature for p, g in zip(params, greedy)]
+        top_k = [p.top_k for p in params]
+        top_p = [p.top_p for p in params]
+        min_p = [p.min_p for p in params]
+        random_rows = [i for i, g in enumerate(greedy) if not g]
+        return cls(
+            temperature=torch.tensor(temperature, dtype=torch.float32, device=device),
+            top_k=torch.tensor(top_k, dtype=torch.long, device=device),
+            top_p=torch.tensor(top_p, dtype=torch.float32, device=device),
+            min_p=torch.tensor(min_p, dtype=torch.float32, device=device),
+            greedy=torch.tensor(greedy, dtype=torch.bool, device=device),
+            all_greedy=not random_rows,
+            needs_top_k=any(top_k[i] > 0 for i in random_rows),
+            needs_top_p=any(top_p[i] < 1.0 for i in random_rows),
+            needs_min_p=any(min_p[i] > 0.0 for i in random_rows),
+            generators={i: g for i, g in enumerate(generators) if g is not None},
+        )
+
+
+class Sampler:
+    """Chooses one token per row of a float32 logits matrix."""
+
+    def __call__(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
+        """Return a LongTensor[N] of sampled token ids."""
+        greedy_tokens = logits.argmax(dim=-1)
+        if batch.all_greedy:
+            return greedy_tokens
+        probs = self.probabilities(logits, batch)
+        random_tokens = self._race(probs, batch)
+        return torch.where(batch.greedy, greedy_tokens, random_tokens)
+
+    def probabilities(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
+        """The distribution each random row samples from, after all filtering."""
+        logits = logits / batch.temperature.unsqueeze(1)
+        if batch.needs_top_k or batch.needs_top_p:
+            logits = _apply_top_k_top_p(logits, batch)
+        probs = torch.softmax(logits, dim=-1)
+        if batch.needs_min_p:
+            threshold = probs.max(dim=-1, keepdim=True).values * batch.min_p.unsqueeze(1)
+            probs = probs.masked_fill(probs < threshold, 0.0)
+        return probs
+
+    @staticmethod
+    def _race(probs: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
+        noise = torch.empty_like(probs).exponential_()
+        for row, generator in batch.generators.items():
+            noise[row].exponential_(generator=generator)
+        return (probs / noise).argmax(dim=-1)
+
+
+def _apply_top_k_top_p(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
+    """Mask logits outside each row's top-k and top-p set (one sort for the batch)."""
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    vocab = logits.shape[-1]
+    if batch.needs_top_k:
+        k = torch.where(batch.top_k > 0, batch.top_k, vocab).clamp(max=vocab)
+        kth = sorted_logits.gather(1, (k - 1).unsqueeze(1))
+        sorted_logits = sorted_logits.masked_fill(sorted_logits < kth, float("-inf"))
+    if batch.needs_top_p:
+        sorted_probs = sorted_logits.softmax(dim=-1)
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs
+        sorted_logits = sorted_logits.masked_fill(before >= batch.top_p.unsqueeze(1), float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(1, order, sorted_logits)
