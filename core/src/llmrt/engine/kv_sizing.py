@@ -31,6 +31,12 @@ def plan_kv_cache(runner, backend: Backend, config: EngineConfig) -> int:
     else:
         budget = backend.kv_cache_budget_bytes(config, used)
         num_blocks = max(0, budget // per_block)
+        useful = _max_useful_blocks(config)
+        if num_blocks > useful:
+            logger.info("KV cache: the budget holds %d blocks; %d are enough for max_num_seqs=%d requests "
+                        "of max_model_len=%d tokens", num_blocks, useful, config.scheduler.max_num_seqs,
+                        config.scheduler.max_model_len)
+            num_blocks = useful
         logger.info(
             "KV cache: weights %.1f MiB, peak during profiling %s, budget %.1f MiB / %.3f MiB per "
             "block of %d tokens = %d blocks", weights / MIB,
@@ -46,3 +52,9 @@ def plan_kv_cache(runner, backend: Backend, config: EngineConfig) -> int:
     logger.info("KV cache: %d blocks x %d tokens = %d tokens (%.1f MiB)", num_blocks, block_size,
                 num_blocks * block_size, num_blocks * per_block / MIB)
     return num_blocks
+
+
+def _max_useful_blocks(config: EngineConfig) -> int:
+    """Blocks needed when every running request has the longest allowed context."""
+    per_request = -(-config.scheduler.max_model_len // config.cache.block_size) + 1
+    return config.scheduler.max_num_seqs * per_request

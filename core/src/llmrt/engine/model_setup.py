@@ -15,7 +15,7 @@ import torch
 from llmrt.backends import Backend
 from llmrt.config import EngineConfig
 from llmrt.model.context import LayerContext
-from llmrt.model.hf_config import resolve_dtype
+from llmrt.model.hf_config import config_dtype, resolve_dtype
 from llmrt.ops.interface import OP_NAMES, Ops
 from llmrt.plugins.errors import PluginError
 from llmrt.plugins.host import PluginHost
@@ -44,7 +44,7 @@ def resolve_architecture(host: PluginHost, hf_config: Any) -> Any:
 
 def choose_dtype(hf_config: Any, requested: str, backend: Backend) -> torch.dtype:
     """``requested`` dtype, or for ``"auto"`` the checkpoint's dtype if the backend computes in it."""
-    dtype = resolve_dtype(hf_config, requested)
+    dtype = resolve_dtype(config_dtype(hf_config), requested)
     if requested == "auto":
         dtype = backend.default_dtype(dtype)
     if dtype not in backend.supported_dtypes():

@@ -105,8 +105,9 @@ def llmrt_register_model_architectures(register: Register) -> None:
 
     :param register: call ``register(architecture, factory)`` where ``architecture`` is a name
         as it appears in a checkpoint's ``config.json`` ``architectures`` list (for example
-        ``"LlamaForCausalLM"``) and ``factory(model_config, ops)`` returns the model, an
-        :class:`llmrt.model.CausalLM`.
+        ``"LlamaForCausalLM"``) and ``factory(hf_config, ctx)`` returns the model, an
+        :class:`llmrt.model.CausalLM`, built from the transformers config with the ops,
+        attention, quantization, dtype and device in ``ctx`` (:class:`llmrt.model.LayerContext`).
     :return: nothing.
     """
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("llmrt.cpu")
 
 GIB = 1 << 30
+THREADS_ENV = "LLMRT_CPU_NUM_THREADS"
+"""Compute threads when ``num_threads`` is not configured (default: every allowed core)."""
 KV_SPACE_ENV = "LLMRT_CPU_KVCACHE_SPACE"
 """KV cache size in GiB for the CPU backend (same meaning as vLLM's VLLM_CPU_KVCACHE_SPACE)."""
 DEFAULT_KV_FRACTION_OF_AVAILABLE = 0.25
@@ -49,8 +51,8 @@ class CpuBackend(Backend):
         return (torch.float32, torch.bfloat16, torch.float16)
 
     def configure(self, config: EngineConfig) -> None:
-        """Use every allowed core unless ``num_threads`` says otherwise."""
-        threads = config.num_threads or cpu_info.allowed_cores()
+        """Use every allowed core unless ``num_threads`` or $LLMRT_CPU_NUM_THREADS says otherwise."""
+        threads = config.num_threads or int(os.environ.get(THREADS_ENV, 0)) or cpu_info.allowed_cores()
         torch.set_num_threads(threads)
         logger.info("cpu backend: %d threads", threads)
 
