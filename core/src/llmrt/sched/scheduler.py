@@ -1,0 +1,306 @@
+"""Scheduler: continuous batching with one token budget per step (vLLM v1's design).
+
+There are no prefill and decode phases. Each step every request's ``num_computed_tokens``
+catches up with its ``num_tokens`` as far as the budget (``max_num_batched_tokens``) allows:
+a decode is one token, a long prompt is computed in chunks over several steps, and both mix in
+one batch. Running requests are served first, in policy order (oldest or most important first),
+then waiting requests are admitted while budget, sequence slots (``max_num_seqs``) and KV
+blocks last. A newly admitted request starts after its prefix-cache hit.
+
+Preemption (recompute): when a running request cannot get blocks, the *last* running request
+in policy order (the latest arrival, or the least important) is preempted: its blocks are
+freed, it restarts from token 0 and goes back to the front of the waiting queue. Because the
+running list is kept in policy order and served from the front, the victim is never a request
+already scheduled this step, and the first request in policy order is never preempted while
+another one holds blocks, so it always progresses: no request starves. In a step with a
+preemption no waiting request is admitted (it would take the blocks just freed).
+
+A request that cannot fit in the whole KV cache (it is the only one holding blocks and still
+cannot grow) is finished with ``FINISHED_ERROR`` and a ``stop_reason`` saying why; the next
+:meth:`Scheduler.update_from_output` returns it. The engine should still refuse, at startup
+or admission, a ``max_model_len`` larger than the cache (as vLLM does) so this stays rare.
+
+With ``preemption_mode="swap"`` (the KV cache manager must have a host swap space) a victim's
+KV is copied to host memory instead (``SchedulerOutput.swap_out``) and keeps its progress; it is
+copied back when readmitted (``swap_in``). A victim that does not fit in the swap space is
+recomputed. A model runner applies, before the forward pass and in this order: ``swap_out``,
+``swap_in``, ``copy_blocks``. (Swap-outs happen only in steps with a preemption and swap-ins
+only in steps without, so host blocks are never reused within one step.)
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+from llmrt.config import SchedulerConfig
+from llmrt.engine.request import Request, RequestStatus
+from llmrt.kv.kv_cache_manager import KVCacheManager
+from llmrt.sched.output import ScheduledRequest, SchedulerOutput
+from llmrt.sched.request_queue import RequestQueue, create_request_queue
+from llmrt.sched.stop import check_stop
+
+
+class Scheduler:
+    """Decides which tokens of which requests run each step; registered as ``"fcfs"``.
+
+    :param scheduler_config: budget, ``max_num_seqs``, ``max_model_len``, policy, preemption mode.
+    :param kv_cache_manager: owner of the requests' block tables.
+    """
+
+    def __init__(self, scheduler_config: SchedulerConfig, kv_cache_manager: KVCacheManager) -> None:
+        mode = scheduler_config.preemption_mode
+        if mode not in ("recompute", "swap"):
+            raise ValueError(f"unknown preemption_mode {mode!r}; choose 'recompute' or 'swap'")
+        host_swap = kv_cache_manager.host_swap
+        if mode == "swap" and (host_swap is None or host_swap.num_blocks == 0):
+            raise ValueError("preemption_mode='swap' needs host swap space (swap_space_bytes > 0)")
+        self.config = scheduler_config
+        self.kv_cache_manager = kv_cache_manager
+        self._seq = itertools.count()
+        self._order: dict[str, int] = {}
+        self.waiting: RequestQueue = create_request_queue(scheduler_config.policy, self._sort_key)
+        self.running: list[Request] = []
+        """Running requests in policy order (the last one is the next preemption victim)."""
+        self.requests: dict[str, Request] = {}
+        """Every unfinished request by id."""
+        self._finished_ids: list[str] = []
+        self._finished_in_schedule: list[Request] = []
+        self.num_preemptions = 0
+        """Preemptions since the scheduler started (for metrics and tests)."""
+
+    # -- requests --------------------------------------------------------------------------
+
+    def add_request(self, request: Request) -> None:
+        """Queue a request; ``ValueError`` for an empty or too long prompt or a duplicate id."""
+        max_len = self.config.max_model_len
+        if request.request_id in self.requests:
+            raise ValueError(f"request id {request.request_id!r} is already in use")
+        if not request.prompt_token_ids:
+            raise ValueError("the prompt is empty; at least one token is needed")
+        if request.num_prompt_tokens >= max_len:
+            raise ValueError(
+                f"This model's maximum context length is {max_len} tokens. However, you "
+                f"requested {request.num_prompt_tokens} tokens in the prompt, which leaves no "
+                "room to generate."
+            )
+        request.status = RequestStatus.WAITING
+        self._order[request.request_id] = next(self._seq)
+        self.requests[request.request_id] = request
+        self.waiting.add(request)
+
+    def finish_requests(
+        self, request_ids: str | Iterable[str], status: RequestStatus
+    ) -> list[Request]:
+        """Finish requests at once (aborts, stop strings) and free their blocks.
+
+        Idempotent: unknown or already finished ids are ignored. ``stop_reason`` is left as it
+        is (set it before calling). Call between steps, not between ``schedule`` and
+        ``update_from_output``. Returns the requests this call finished.
+        """
+        if not status.is_finished:
+            raise ValueError(f"{status.name} is not a finished status")
+        ids = [request_ids] if isinstance(request_ids, str) else request_ids
+        finished: list[Request] = []
+        queued: list[Request] = []
+        for request_id in ids:
+            request = self.requests.get(request_id)
+            if request is None:
+                continue
+            if request.status == RequestStatus.RUNNING:
+                self.running.remove(request)
+            else:
+                queued.append(request)
+            request.status = status
+            self._release(request)
+            finished.append(request)
+        if queued:
+            self.waiting.remove_requests(queued)
+        return finished
+
+    def get_request(self, request_id: str) -> Request | None:
+        """The unfinished request with this id, or ``None``."""
+        return self.requests.get(request_id)
+
+    def has_unfinished_requests(self) -> bool:
+        """True while a request waits or runs, or a finished one is not yet reported."""
+        return bool(self.requests) or bool(self._finished_in_schedule)
+
+    @property
+    def num_running(self) -> int:
+        """Requests holding KV blocks and being computed."""
+        return len(self.running)
+
+    @property
+    def num_waiting(self) -> int:
+        """Requests queued for admission (new or preempted)."""
+        return len(self.waiting)
+
+    def reset_prefix_cache(self) -> bool:
+        """Forget all cached KV blocks (see :meth:`KVCacheManager.reset_prefix_cache`)."""
+        return self.kv_cache_manager.reset_prefix_cache()
+
+    # -- the step --------------------------------------------------------------------------
+
+    def schedule(self) -> SchedulerOutput:
+        """Choose this step's work and allocate its KV blocks.
+
+        Advances each scheduled request's ``num_computed_tokens`` by its chunk (the chunk's
+        ``start`` is the value before). Returns the batch, preempted ids, ids finished since
+        the previous step, and block copies to do before the forward pass.
+        """
+        output = SchedulerOutput()
+        budget = self._schedule_running(output, self.config.max_num_batched_tokens)
+        if not output.preempted_request_ids:
+            self._schedule_waiting(output, budget)
+        output.copy_blocks = self.kv_cache_manager.take_pending_copies()
+        output.finished_request_ids, self._finished_ids = self._finished_ids, []
+        return output
+
+    def update_from_output(
+        self, output: SchedulerOutput, sampled_token_ids: dict[str, list[int]]
+    ) -> list[Request]:
+        """Record the tokens sampled in a step and finish requests that stop.
+
+        :param output: what :meth:`schedule` returned for the step.
+        :param sampled_token_ids: new tokens by request id, for chunks that ``samples``.
+        :return: requests that got tokens or finished, including any that :meth:`schedule`
+            finished with an error.
+        """
+        updated, self._finished_in_schedule = self._finished_in_schedule, []
+        for chunk in output.scheduled:
+            request = chunk.request
+            new_tokens = sampled_token_ids.get(request.request_id)
+            if request.is_finished or not new_tokens or not chunk.samples:
+                continue
+            for token in new_tokens:
+                request.append_output_token(token)
+                if check_stop(request, self.config.max_model_len):
+                    break
+            if request.is_finished:
+                self.running.remove(request)
+                self._release(request)
+            updated.append(request)
+        return updated
+
+    # -- scheduling helpers ----------------------------------------------------------------
+
+    def _schedule_running(self, output: SchedulerOutput, budget: int) -> int:
+        index = 0
+        while index < len(self.running) and budget > 0:
+            request = self.running[index]
+            num_new = min(request.num_tokens - request.num_computed_tokens, budget)
+            if num_new <= 0:
+                index += 1
+                continue
+            block_ids = self._allocate_or_preempt(request, num_new, output)
+            if block_ids is None:
+                continue  # the request left the running list (it was the last one)
+            self._add_chunk(output, request, num_new, block_ids)
+            budget -= num_new
+            index += 1
+        return budget
+
+    def _allocate_or_preempt(
+        self, request: Request, num_new: int, output: SchedulerOutput
+    ) -> list[int] | None:
+        while True:
+            block_ids = self.kv_cache_manager.allocate_slots(request, num_new)
+            if block_ids is not None:
+                return block_ids
+            victim = self.running[-1]
+            if victim is request and len(self.running) == 1:
+                self.running.pop()
+                self._finish_too_large(request)
+                return None
+            self._preempt(victim, output)
+            if victim is request:
+                return None
+
+    def _schedule_waiting(self, output: SchedulerOutput, budget: int) -> None:
+        while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
+            request = self.waiting.peek()
+            allocated = self._allocate_waiting(request, budget, output)
+            if allocated is None and self.running:
+                break  # wait for blocks; later arrivals do not overtake
+            self.waiting.pop()
+            if allocated is None:
+                self._finish_too_large(request)
+                continue
+            num_new, block_ids = allocated
+            request.status = RequestStatus.RUNNING
+            bisect.insort(self.running, request, key=self._sort_key)
+            self._add_chunk(output, request, num_new, block_ids)
+            budget -= num_new
+
+    def _allocate_waiting(
+        self, request: Request, budget: int, output: SchedulerOutput
+    ) -> tuple[int, list[int]] | None:
+        """Blocks for a waiting request's first chunk: swapped-in KV or prefix hit + new blocks."""
+        kv = self.kv_cache_manager
+        if kv.is_swapped(request):
+            num_new = min(request.num_tokens - request.num_computed_tokens, budget)
+            swapped = kv.swap_in(request, num_new)
+            if swapped is None:
+                return None
+            output.swap_in.extend(swapped[1])
+            return num_new, swapped[0]
+        computed_blocks, num_hit = kv.get_computed_blocks(request)
+        num_new = min(request.num_tokens - num_hit, budget)
+        block_ids = kv.allocate_slots(request, num_new, computed_blocks)
+        if block_ids is None:
+            return None
+        if request.num_cached_tokens < 0:
+            request.num_cached_tokens = num_hit
+        request.num_computed_tokens = num_hit
+        return num_new, block_ids
+
+    @staticmethod
+    def _add_chunk(
+        output: SchedulerOutput, request: Request, num_new: int, block_ids: list[int]
+    ) -> None:
+        chunk = ScheduledRequest(request, request.num_computed_tokens, num_new, block_ids)
+        output.scheduled.append(chunk)
+        output.num_batched_tokens += num_new
+        request.num_computed_tokens += num_new
+
+    def _preempt(self, victim: Request, output: SchedulerOutput) -> None:
+        self.num_preemptions += 1
+        self.running.remove(victim)
+        swapped = None
+        if self.config.preemption_mode == "swap":
+            swapped = self.kv_cache_manager.swap_out(victim)
+        if swapped is not None:
+            output.swap_out.extend(swapped)
+        else:
+            self.kv_cache_manager.free(victim)
+            victim.num_computed_tokens = 0
+        victim.status = RequestStatus.PREEMPTED
+        victim.num_preemptions += 1
+        self.waiting.push_front(victim)
+        output.preempted_request_ids.append(victim.request_id)
+
+    def _finish_too_large(self, request: Request) -> None:
+        pool_tokens = self.kv_cache_manager.num_blocks * self.kv_cache_manager.block_size
+        request.status = RequestStatus.FINISHED_ERROR
+        request.stop_reason = (
+            f"the KV cache is too small for this request: it needs more than the "
+            f"{pool_tokens} tokens ({self.kv_cache_manager.num_blocks} blocks) the cache holds"
+        )
+        self._release(request)
+        self._finished_in_schedule.append(request)
+
+    def _release(self, request: Request) -> None:
+        """Free a finished request's blocks and forget it (the caller dequeued it)."""
+        self.kv_cache_manager.free(request)
+        del self.requests[request.request_id]
+        del self._order[request.request_id]
+        self._finished_ids.append(request.request_id)
+
+    def _sort_key(self, request: Request) -> tuple[Any, ...]:
+        seq = self._order[request.request_id]
+        if self.config.policy == "priority":
+            return (request.priority, request.arrival_time, seq)
+        return (seq,)
