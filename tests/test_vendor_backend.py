@@ -11,7 +11,7 @@ import pytest
 from llmrt.testing import build_tiny_model
 
 PACKAGE = Path(__file__).parent / "vendor_backend"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vendor_backend")]  # one worker installs and removes it
 
 
 def _pip(*args):

@@ -6,6 +6,22 @@ from dataclasses import dataclass, field
 
 
 @dataclass
+class Logprob:
+    """The log-probability of one token, its rank in the distribution (1 = most likely), and its text."""
+
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
+
+
+SampleLogprobs = list[dict[int, Logprob]]
+"""Per generated position: token id -> Logprob, the chosen token first, then the top-k."""
+
+PromptLogprobs = list[dict[int, Logprob] | None]
+"""Per prompt position: as SampleLogprobs, ``None`` for the first token (nothing precedes it)."""
+
+
+@dataclass
 class CompletionOutput:
     """One generated sequence of a request (``n`` of them per request)."""
 
@@ -13,7 +29,7 @@ class CompletionOutput:
     text: str
     token_ids: list[int]
     cumulative_logprob: float | None = None
-    logprobs: list[dict[int, float]] | None = None
+    logprobs: SampleLogprobs | None = None
     finish_reason: str | None = None
     stop_reason: int | str | None = None
 
@@ -31,6 +47,6 @@ class RequestOutput:
     prompt_token_ids: list[int]
     outputs: list[CompletionOutput]
     finished: bool = False
-    prompt_logprobs: list[dict[int, float] | None] | None = None
+    prompt_logprobs: PromptLogprobs | None = None
     num_cached_tokens: int = 0
     metrics: dict[str, float] = field(default_factory=dict)

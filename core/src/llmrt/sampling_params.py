@@ -74,6 +74,7 @@ class SamplingParams:
     # Filled by the engine, not by users.
     eos_token_id: int | None = field(default=None, repr=False)
     all_stop_token_ids: set[int] = field(default_factory=set, repr=False)
+    bad_words_token_ids: list[list[int]] = field(default_factory=list, repr=False)
     _explicit: frozenset[str] | None = field(default=None, repr=False, compare=False)
     """Fields the user set, when built by :meth:`from_optional`; ``None`` means all of them."""
 
@@ -196,6 +197,7 @@ class SamplingParams:
         """A copy that can be modified independently."""
         copy = SamplingParams(**{f.name: getattr(self, f.name) for f in fields(self) if f.init})
         copy.all_stop_token_ids = set(self.all_stop_token_ids)
+        copy.bad_words_token_ids = [list(word) for word in self.bad_words_token_ids]
         copy._explicit = self._explicit
         return copy
 

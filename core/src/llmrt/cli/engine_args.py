@@ -31,6 +31,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-num-seqs", type=int, default=256)
     group.add_argument("--max-num-batched-tokens", type=int, default=2048)
     group.add_argument("--scheduling-policy", default="fcfs", choices=["fcfs", "priority"])
+    group.add_argument("--preemption-mode", default="recompute", choices=["recompute", "swap"],
+                       help="when KV blocks run out: recompute the preempted request, or swap its KV to host memory")
+    group.add_argument("--swap-space", type=float, default=0, metavar="GIB",
+                       help="host memory for swapped-out KV blocks (with --preemption-mode swap)")
     group.add_argument("--num-threads", type=int, help="CPU threads (default: all allowed cores)")
     group.add_argument("--enforce-eager", action="store_true", help="disable graph capture")
     group.add_argument("--generation-config", default="auto",
@@ -47,9 +51,11 @@ def engine_config_from_args(args: argparse.Namespace, model: str) -> EngineConfi
         cache=CacheConfig(block_size=args.block_size, enable_prefix_caching=args.enable_prefix_caching,
                           kv_cache_bytes=int(args.kv_cache_memory * GIB) if args.kv_cache_memory else None,
                           memory_fraction=args.gpu_memory_utilization,
-                          num_blocks_override=args.num_gpu_blocks_override),
+                          num_blocks_override=args.num_gpu_blocks_override,
+                          swap_space_bytes=int(args.swap_space * GIB)),
         scheduler=SchedulerConfig(max_num_batched_tokens=args.max_num_batched_tokens,
-                                  max_num_seqs=args.max_num_seqs, policy=args.scheduling_policy),
+                                  max_num_seqs=args.max_num_seqs, policy=args.scheduling_policy,
+                                  preemption_mode=args.preemption_mode),
         backend=args.backend,
         attention_backend=args.attention_backend,
         num_threads=args.num_threads,

@@ -16,9 +16,11 @@ from typing import Any
 from llmrt.backends import select_backend
 from llmrt.config import EngineConfig
 from llmrt.engine.kv_sizing import plan_kv_cache
+from llmrt.engine.model_runner import RunnerOutput
 from llmrt.engine.output_processor import OutputProcessor, ParentState
 from llmrt.engine.request import Request, RequestStatus
 from llmrt.engine.validation import RequestValidator
+from llmrt.kv.host_swap import HostSwapSpace
 from llmrt.kv.kv_cache_manager import KVCacheManager
 from llmrt.model.hf_config import load_generation_defaults, max_model_len_from_config
 from llmrt.model.hub import resolve_model_dir
@@ -52,7 +54,8 @@ class LLMEngine:
         self._set_limits()
         with self._phase("profile and allocate KV cache"):
             self.num_blocks = plan_kv_cache(self.runner, self.backend, config)
-            self.runner.allocate_kv_cache(self.num_blocks)
+            self.num_host_blocks = config.cache.swap_space_bytes // self.runner.kv_bytes_per_block()
+            self.runner.allocate_kv_cache(self.num_blocks, self.num_host_blocks)
         self._build_scheduler()
         self.generation_defaults = _generation_defaults(config, self.model_dir)
         self.validator = RequestValidator(self.tokenizer, self.runner.hf_config, self.max_model_len,
@@ -82,7 +85,9 @@ class LLMEngine:
         cache = self.config.cache
         pool_factory = self.host.block_allocators().get(cache.block_allocator).value
         self.block_pool = pool_factory(self.num_blocks, cache.enable_prefix_caching)
-        self.kv_cache_manager = KVCacheManager(self.block_pool, cache.block_size, cache.enable_prefix_caching)
+        host_swap = HostSwapSpace(self.num_host_blocks) if self.num_host_blocks else None
+        self.kv_cache_manager = KVCacheManager(self.block_pool, cache.block_size, cache.enable_prefix_caching,
+                                               host_swap=host_swap)
         scheduler_factory = self.host.schedulers().get(self.config.scheduler.scheduler).value
         self.scheduler = scheduler_factory(self.config.scheduler, self.kv_cache_manager)
 
@@ -148,11 +153,23 @@ class LLMEngine:
         """Run one scheduling step; return outputs of requests that progressed or finished."""
         scheduler_output = self.scheduler.schedule()
         runner_output = self.runner.execute(scheduler_output)
+        self._record_logprobs(runner_output)
         updated = self.scheduler.update_from_output(scheduler_output, runner_output.sampled_token_ids)
         outputs, stopped = self.output_processor.update(updated)
         if stopped:
             self.scheduler.finish_requests(stopped, RequestStatus.FINISHED_STOPPED)
         return outputs
+
+    def _record_logprobs(self, output: RunnerOutput) -> None:
+        """Attach this step's logprobs to their requests (before finished ones are dropped)."""
+        for request_id, entry in output.logprobs.items():
+            self.scheduler.get_request(request_id).output_logprobs.append(entry)
+        for request_id, (first, entries) in output.prompt_logprobs.items():
+            recorded = self.scheduler.get_request(request_id).prompt_logprobs
+            if not recorded:
+                recorded.append(None)
+            # After a preemption the prompt is recomputed: keep only positions not yet recorded.
+            recorded += entries[max(0, len(recorded) - 1 - first) :]
 
     def shutdown(self, reason: str = "finished") -> None:
         """Tell plugins the engine stops."""

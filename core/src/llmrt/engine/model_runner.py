@@ -8,7 +8,7 @@ and returns its subclass from ``Backend.create_model_runner``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,17 +20,33 @@ from llmrt.engine.model_setup import build_layer_context, choose_dtype, resolve_
 from llmrt.model.hf_config import load_hf_config
 from llmrt.model.loader import load_model
 from llmrt.plugins.host import PluginHost
+from llmrt.engine.request import Request
+from llmrt.sample.logits_processing import build_logits_processing
+from llmrt.sample.logprobs import TokenLogprobs, gather_logprobs
 from llmrt.sample.sampler import Sampler, SamplingBatch
+from llmrt.sampling_params import LogprobsMode
 from llmrt.sched.output import ScheduledRequest, SchedulerOutput
 
 logger = logging.getLogger("llmrt.engine")
 
 
+PROMPT_LOGPROBS_CHUNK = 512
+"""Prompt positions whose full-vocabulary logits are materialized at once."""
+
+
 @dataclass
 class RunnerOutput:
-    """Sampled token ids per request id (only requests whose chunk reached their end)."""
+    """What one step produced, by request id.
+
+    ``sampled_token_ids``: the new token of each request whose chunk reached its end.
+    ``logprobs``: that token's logprobs, for requests that asked.
+    ``prompt_logprobs``: ``(first_position, entries)``: entry ``i`` scores prompt token
+    ``first_position + i + 1`` given the tokens before it.
+    """
 
     sampled_token_ids: dict[str, list[int]]
+    logprobs: dict[str, TokenLogprobs] = field(default_factory=dict)
+    prompt_logprobs: dict[str, tuple[int, list[TokenLogprobs]]] = field(default_factory=dict)
 
 
 class ModelRunner:
@@ -74,12 +90,16 @@ class ModelRunner:
             total += numel * torch.tensor([], dtype=self.dtype).element_size()
         return total
 
-    def allocate_kv_cache(self, num_blocks: int) -> None:
-        """Create each attention layer's paged KV cache with ``num_blocks`` blocks."""
+    def allocate_kv_cache(self, num_blocks: int, num_host_blocks: int = 0) -> None:
+        """Create each attention layer's paged KV cache, and its host swap space if asked."""
         for layer in self.model.attention_layers():
-            cfg = layer.impl.config
-            shape = type(layer.impl).kv_cache_shape(num_blocks, self.block_size, cfg.num_kv_heads, cfg.head_size)
-            layer.kv_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
+            layer.kv_cache = self._kv_tensor(layer, num_blocks, self.device)
+            layer.host_kv_cache = self._kv_tensor(layer, num_host_blocks, torch.device("cpu")) if num_host_blocks else None
+
+    def _kv_tensor(self, layer: Any, num_blocks: int, device: torch.device) -> torch.Tensor:
+        cfg = layer.impl.config
+        shape = type(layer.impl).kv_cache_shape(num_blocks, self.block_size, cfg.num_kv_heads, cfg.head_size)
+        return torch.zeros(shape, dtype=self.dtype, device=device)
 
     @torch.inference_mode()
     def profile_run(self, num_tokens: int) -> None:
@@ -96,13 +116,19 @@ class ModelRunner:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _copy_blocks(self, pairs: list[tuple[int, int]]) -> None:
-        if not pairs:
-            return
-        src = torch.tensor([p[0] for p in pairs], device=self.device)
-        dst = torch.tensor([p[1] for p in pairs], device=self.device)
-        for layer in self.model.attention_layers():
-            layer.kv_cache[:, dst] = layer.kv_cache[:, src]
+    def _move_blocks(self, output: SchedulerOutput) -> None:
+        """Swap out, swap in, then copy-on-write copies, before the forward pass."""
+        layers = self.model.attention_layers()
+        for pairs, source, target in ((output.swap_out, "kv_cache", "host_kv_cache"),
+                                      (output.swap_in, "host_kv_cache", "kv_cache"),
+                                      (output.copy_blocks, "kv_cache", "kv_cache")):
+            if not pairs:
+                continue
+            src = torch.tensor([p[0] for p in pairs])
+            dst = torch.tensor([p[1] for p in pairs])
+            for layer in layers:
+                from_cache, to_cache = getattr(layer, source), getattr(layer, target)
+                to_cache[:, dst.to(to_cache.device)] = from_cache[:, src.to(from_cache.device)].to(to_cache.device)
 
     def _prepare(self, scheduled: list[ScheduledRequest]):
         """Flatten the batch into input ids, positions and attention metadata."""
@@ -122,7 +148,7 @@ class ModelRunner:
         pos = torch.tensor(positions, dtype=torch.long, device=self.device)
         return ids, pos, metadata, sample_rows
 
-    def _generator_for(self, request: Any) -> torch.Generator | None:
+    def _generator_for(self, request: Request) -> torch.Generator | None:
         seed = request.sampling_params.seed
         if seed is None or request.sampling_params.temperature < 1e-5:
             return None
@@ -135,26 +161,67 @@ class ModelRunner:
 
     @torch.inference_mode()
     def execute(self, output: SchedulerOutput) -> RunnerOutput:
-        """Run one step: block copies, the forward pass, logits of sampling rows, sampling."""
-        for request_id in output.finished_request_ids + output.preempted_request_ids:
+        """Run one step: block moves, the forward pass, prompt logprobs, sampling."""
+        for request_id in output.finished_request_ids:
             self.generators.pop(request_id, None)
-        self._copy_blocks(output.copy_blocks)
+        self._move_blocks(output)
+        result = RunnerOutput({})
         if output.is_empty:
-            return RunnerOutput({})
+            return result
         input_ids, positions, metadata, sample_rows = self._prepare(output.scheduled)
         hidden = self.model(input_ids, positions, metadata)
+        self._prompt_logprobs(output.scheduled, hidden, metadata.query_start_loc_cpu, result)
         sampling = [s.request for s in output.scheduled if s.samples]
-        if not sampling:
-            return RunnerOutput({})
-        logits = self.model.compute_logits(hidden[torch.tensor(sample_rows, device=self.device)])
-        batch = SamplingBatch.build([r.sampling_params for r in sampling],
-                                    [self._generator_for(r) for r in sampling], self.device)
-        tokens = self.sampler(logits, batch).tolist()
-        return RunnerOutput({r.request_id: [t] for r, t in zip(sampling, tokens)})
+        if sampling:
+            rows = hidden[torch.tensor(sample_rows, device=self.device)]
+            self._sample(sampling, self.model.compute_logits(rows), result)
+        return result
+
+    def _sample(self, requests: list[Request], logits: torch.Tensor, result: RunnerOutput) -> None:
+        """Process logits, sample one token per request, gather logprobs where asked."""
+        params = [r.sampling_params for r in requests]
+        raw = torch.log_softmax(logits, dim=-1) if any(
+            p.logprobs is not None and p.logprobs_mode == LogprobsMode.RAW for p in params) else None
+        processing = build_logits_processing(requests, logits.shape[-1], self.device)
+        if not processing.is_empty:
+            logits = processing.apply(logits)
+        batch = SamplingBatch.build(params, [self._generator_for(r) for r in requests], self.device)
+        need_probs = any(p.logprobs is not None and p.logprobs_mode == LogprobsMode.PROCESSED for p in params)
+        tokens, probs = self.sampler(logits, batch, need_probs=need_probs)
+        for request, token in zip(requests, tokens.tolist()):
+            result.sampled_token_ids[request.request_id] = [token]
+        wanted = [i for i, p in enumerate(params) if p.logprobs is not None]
+        if not wanted:
+            return
+        index = torch.tensor(wanted, device=self.device)
+        if raw is not None and probs is not None:
+            use_raw = torch.tensor([params[i].logprobs_mode == LogprobsMode.RAW for i in wanted], device=self.device)
+            source = torch.where(use_raw.unsqueeze(1), raw[index], torch.log(probs[index]))
+        else:
+            source = raw[index] if raw is not None else torch.log(probs[index])
+        entries = gather_logprobs(source, tokens[index], [params[i].logprobs for i in wanted])
+        for i, entry in zip(wanted, entries):
+            result.logprobs[requests[i].request_id] = entry
+
+    def _prompt_logprobs(self, scheduled: list[ScheduledRequest], hidden: torch.Tensor,
+                         query_start: list[int], result: RunnerOutput) -> None:
+        """Logprobs of each prompt token given the tokens before it, for requests that ask."""
+        for index, s in enumerate(scheduled):
+            k = s.request.sampling_params.prompt_logprobs
+            last = min(s.start + s.num_new_tokens, s.request.num_prompt_tokens - 1)
+            if k is None or s.start >= last:
+                continue
+            rows = torch.arange(query_start[index], query_start[index] + last - s.start, device=self.device)
+            targets = torch.tensor(s.request.prompt_token_ids[s.start + 1 : last + 1], device=self.device)
+            entries: list[TokenLogprobs] = []
+            for chunk in range(0, len(rows), PROMPT_LOGPROBS_CHUNK):
+                logits = self.model.compute_logits(hidden[rows[chunk : chunk + PROMPT_LOGPROBS_CHUNK]])
+                part = targets[chunk : chunk + PROMPT_LOGPROBS_CHUNK]
+                entries += gather_logprobs(torch.log_softmax(logits, dim=-1), part, [k] * len(part))
+            result.prompt_logprobs[s.request.request_id] = (s.start, entries)
 
 
 def _dummy_prompt(num_tokens: int, block_ids: list[int]) -> list[ScheduledRequest]:
-    from llmrt.engine.request import Request
     from llmrt.sampling_params import SamplingParams
 
     request = Request("profile", [0] * num_tokens, SamplingParams(max_tokens=1))

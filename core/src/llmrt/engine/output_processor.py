@@ -12,7 +12,8 @@ from typing import Any
 
 from llmrt.engine.detokenizer import IncrementalDetokenizer
 from llmrt.engine.request import Request
-from llmrt.outputs import CompletionOutput, RequestOutput
+from llmrt.outputs import CompletionOutput, Logprob, PromptLogprobs, RequestOutput, SampleLogprobs
+from llmrt.sample.logprobs import TokenLogprobs
 
 
 @dataclass
@@ -26,6 +27,8 @@ class SequenceState:
     finish_reason: str | None = None
     stop_reason: int | str | None = None
     num_tokens_reported: int = 0
+    logprobs: SampleLogprobs | None = None
+    cumulative_logprob: float | None = None
 
 
 @dataclass
@@ -61,6 +64,7 @@ class OutputProcessor:
         self.tokenizer = tokenizer
         self.parents: dict[str, ParentState] = {}
         self.child_to_parent: dict[str, tuple[ParentState, SequenceState]] = {}
+        self._token_text: dict[int, str] = {}
 
     def add(self, parent: ParentState, children: list[Request]) -> None:
         """Track a new user request made of ``children``."""
@@ -102,6 +106,8 @@ class OutputProcessor:
         """Detokenize new tokens, apply stop strings; True if a stop string ended it."""
         request = state.request
         new_ids = request.output_token_ids[state.num_tokens_reported :]
+        if request.sampling_params.logprobs is not None:
+            self._append_logprobs(state, request.output_logprobs[state.num_tokens_reported :])
         state.num_tokens_reported = len(request.output_token_ids)
         hit = False
         if state.detokenizer is not None:
@@ -116,6 +122,26 @@ class OutputProcessor:
             state.finish_reason = request.status.finish_reason
             state.stop_reason = request.stop_reason
         return False
+
+    def _append_logprobs(self, state: SequenceState, entries: list[TokenLogprobs]) -> None:
+        if state.logprobs is None:
+            state.logprobs, state.cumulative_logprob = [], 0.0
+        for entry in entries:
+            state.logprobs.append(self.logprob_dict(entry))
+            state.cumulative_logprob += entry.logprobs[0]
+
+    def logprob_dict(self, entry: TokenLogprobs) -> dict[int, Logprob]:
+        """vLLM's shape for one position: token id -> Logprob, the chosen token first."""
+        return {token: Logprob(lp, rank, self._text_of(token))
+                for token, lp, rank in zip(entry.token_ids, entry.logprobs, entry.ranks)}
+
+    def _text_of(self, token: int) -> str | None:
+        if self.tokenizer is None:
+            return None
+        text = self._token_text.get(token)
+        if text is None:
+            text = self._token_text[token] = self.tokenizer.decode([token])
+        return text
 
     def _apply_stop_strings(self, state: SequenceState, new_len: int) -> bool:
         params = state.request.sampling_params
@@ -138,14 +164,22 @@ class OutputProcessor:
                 index=c.index,
                 text=c.text,
                 token_ids=list(c.request.output_token_ids),
+                cumulative_logprob=c.cumulative_logprob,
+                logprobs=c.logprobs,
                 finish_reason=c.finish_reason,
                 stop_reason=c.stop_reason,
             )
             for c in parent.children
         ]
-        cached = max(0, parent.children[0].request.num_cached_tokens)
+        first = parent.children[0].request
         return RequestOutput(parent.request_id, parent.prompt, parent.prompt_token_ids, outputs,
-                             finished=parent.finished, num_cached_tokens=cached)
+                             finished=parent.finished, num_cached_tokens=max(0, first.num_cached_tokens),
+                             prompt_logprobs=self._prompt_logprobs(first))
+
+    def _prompt_logprobs(self, request: Request) -> PromptLogprobs | None:
+        if request.sampling_params.prompt_logprobs is None:
+            return None
+        return [None if e is None else self.logprob_dict(e) for e in request.prompt_logprobs]
 
     def _forget(self, parent: ParentState) -> None:
         self.parents.pop(parent.request_id, None)

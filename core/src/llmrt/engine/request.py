@@ -6,6 +6,7 @@ import enum
 import time
 from dataclasses import dataclass, field
 
+from llmrt.sample.logprobs import TokenLogprobs
 from llmrt.sampling_params import SamplingParams
 
 
@@ -62,6 +63,10 @@ class Request:
     status: RequestStatus = RequestStatus.WAITING
     stop_reason: int | str | None = None
     num_preemptions: int = 0
+    output_logprobs: list[TokenLogprobs] = field(default_factory=list)
+    """One entry per output token when ``sampling_params.logprobs`` is set."""
+    prompt_logprobs: list[TokenLogprobs | None] = field(default_factory=list)
+    """One entry per prompt token (``None`` for the first) when ``prompt_logprobs`` is set."""
 
     @property
     def num_prompt_tokens(self) -> int:

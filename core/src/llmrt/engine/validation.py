@@ -80,7 +80,21 @@ class RequestValidator:
             raise InvalidRequestError(str(exc), getattr(exc, "param", None)) from exc
         params.eos_token_id = self.eos_token_id
         params.all_stop_token_ids = set(params.stop_token_ids) | self.extra_stop_ids
+        if params.bad_words:
+            params.bad_words_token_ids = self._bad_word_ids(params.bad_words)
         return params
+
+    def _bad_word_ids(self, words: list[str]) -> list[list[int]]:
+        """Token sequences to forbid: each word alone and after a space (as it appears mid-text)."""
+        if self.tokenizer is None:
+            raise InvalidRequestError("bad_words needs a tokenizer", "bad_words")
+        sequences: list[list[int]] = []
+        for word in words:
+            for variant in (word, " " + word.lstrip()):
+                ids = list(self.tokenizer.encode(variant, add_special_tokens=False))
+                if ids and ids not in sequences:
+                    sequences.append(ids)
+        return sequences
 
     @staticmethod
     def truncate(ids: list[int], params: SamplingParams) -> list[int]:

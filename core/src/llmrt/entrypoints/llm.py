@@ -20,7 +20,8 @@ PromptType = str | list[int] | dict[str, Any]
 
 # vLLM engine arguments that are accepted and mean nothing different here (world size 1).
 _IGNORED_VLLM_ARGS = {"tensor_parallel_size": 1, "pipeline_parallel_size": 1, "disable_log_stats": None,
-                      "swap_space": None, "cpu_offload_gb": 0}
+                      "cpu_offload_gb": 0}
+GIB = 1 << 30
 
 
 class NoModelError(ValueError):
@@ -63,6 +64,8 @@ class LLM:
         gpu_memory_utilization: float = 0.9,
         num_gpu_blocks_override: int | None = None,
         scheduling_policy: str = "fcfs",
+        preemption_mode: str = "recompute",
+        swap_space: float = 0,
         attention_backend: str | None = None,
         num_threads: int | None = None,
         enforce_eager: bool = False,
@@ -82,8 +85,10 @@ class LLM:
                               quantization=quantization, generation_config=generation_config),
             cache=CacheConfig(block_size=block_size, enable_prefix_caching=enable_prefix_caching,
                               kv_cache_bytes=kv_cache_memory, memory_fraction=gpu_memory_utilization,
-                              num_blocks_override=num_gpu_blocks_override),
+                              num_blocks_override=num_gpu_blocks_override,
+                              swap_space_bytes=int(swap_space * GIB)),
             scheduler=SchedulerConfig(max_num_seqs=max_num_seqs, policy=scheduling_policy,
+                                      preemption_mode=preemption_mode,
                                       **({"max_num_batched_tokens": max_num_batched_tokens}
                                          if max_num_batched_tokens else {})),
             backend=backend,

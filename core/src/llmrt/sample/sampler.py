@@ -58,14 +58,21 @@ class SamplingBatch:
 class Sampler:
     """Chooses one token per row of a float32 logits matrix."""
 
-    def __call__(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
-        """Return a LongTensor[N] of sampled token ids."""
+    def __call__(
+        self, logits: torch.Tensor, batch: SamplingBatch, need_probs: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Sampled token ids ``LongTensor[N]``, and the final distribution when asked for.
+
+        The distribution of a greedy row is the softmax of its (processed) logits.
+        """
         greedy_tokens = logits.argmax(dim=-1)
-        if batch.all_greedy:
-            return greedy_tokens
+        if batch.all_greedy and not need_probs:
+            return greedy_tokens, None
         probs = self.probabilities(logits, batch)
+        if batch.all_greedy:
+            return greedy_tokens, probs
         random_tokens = self._race(probs, batch)
-        return torch.where(batch.greedy, greedy_tokens, random_tokens)
+        return torch.where(batch.greedy, greedy_tokens, random_tokens), probs
 
     def probabilities(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
         """The distribution each random row samples from, after all filtering."""

@@ -1,0 +1,68 @@
+"""Incremental detokenization and stop strings, property-tested with hypothesis."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llmrt.engine.detokenizer import IncrementalDetokenizer
+from llmrt.engine.output_processor import OutputProcessor, ParentState
+from llmrt.engine.request import Request, RequestStatus
+from llmrt.sampling_params import SamplingParams
+from llmrt.testing.tiny_tokenizer import train_tiny_tokenizer
+
+TEXT = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet="日本語中文한국어🙂🚀👍🏽é ", max_size=20),
+    st.binary(max_size=30).map(lambda b: b.decode("utf-8", errors="replace")),
+)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tiny_tokenizer()
+
+
+def _stream(tokenizer, prompt_ids, ids):
+    detok = IncrementalDetokenizer(tokenizer, prompt_ids)
+    pieces = [detok.update([token]) for token in ids]
+    pieces.append(detok.flush())
+    return pieces
+
+
+@SETTINGS
+@given(text=TEXT, prompt=st.text(max_size=10))
+def test_incremental_text_equals_decoding_everything(tokenizer, text, prompt):
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    pieces = _stream(tokenizer, tokenizer.encode(prompt, add_special_tokens=False), ids)
+    assert "".join(pieces) == tokenizer.decode(ids, skip_special_tokens=True)
+    for piece in pieces[:-1]:
+        assert "\ufffd" not in piece or "\ufffd" in text  # never half a character mid-stream
+
+
+@SETTINGS
+@given(text=st.text(alphabet="ab日🙂 xyz", min_size=2, max_size=30), data=st.data())
+def test_stop_string_at_every_split_point(tokenizer, text, data):
+    start = data.draw(st.integers(0, len(text) - 1))
+    stop = text[start : data.draw(st.integers(start + 1, len(text)))]
+    include = data.draw(st.booleans())
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    params = SamplingParams(stop=[stop], include_stop_str_in_output=include, max_tokens=len(ids) + 1)
+    request = Request("r", [1], params)
+    processor = OutputProcessor(tokenizer)
+    processor.add(ParentState("r", None, [1]), [request])
+    final = None
+    for token in ids:
+        request.append_output_token(token)
+        outputs, stopped = processor.update([request])
+        final = outputs[-1] if outputs else final
+        if stopped:
+            request.status = RequestStatus.FINISHED_STOPPED
+            break
+    full = tokenizer.decode(ids)
+    position = full.find(stop)
+    if position == -1:  # the stop string straddles a character the tokenizer split oddly
+        return
+    expected = full[: position + len(stop)] if include else full[:position]
+    assert final.outputs[0].text == expected
+    assert final.outputs[0].finish_reason == "stop" and final.outputs[0].stop_reason == stop
