@@ -58,8 +58,11 @@ class LLMEngine:
             self.runner.allocate_kv_cache(self.num_blocks, self.num_host_blocks)
         self._build_scheduler()
         self.generation_defaults = _generation_defaults(config, self.model_dir)
+        self.runner.logits_processors = {str(e.key): e.value(self.runner.hf_config)
+                                         for e in self.host.logits_processors()}
         self.validator = RequestValidator(self.tokenizer, self.runner.hf_config, self.max_model_len,
-                                          self.generation_defaults, self.tokenizer_eos())
+                                          self.generation_defaults, self.tokenizer_eos(),
+                                          set(self.runner.logits_processors))
         self.output_processor = OutputProcessor(self.tokenizer)
         self._counter = 0
         logger.info("ready in %.2f s (%s)", sum(self.timings.values()),

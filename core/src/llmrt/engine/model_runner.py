@@ -63,6 +63,8 @@ class ModelRunner:
         self.block_size = config.cache.block_size
         self.sampler = Sampler()
         self.generators: dict[str, torch.Generator] = {}
+        self.logits_processors: dict[str, Any] = {}
+        """Plugin logits processors by name, set by the engine."""
         self.model: Any = None
 
     # -- startup -----------------------------------------------------------------------------
@@ -185,6 +187,7 @@ class ModelRunner:
         processing = build_logits_processing(requests, logits.shape[-1], self.device)
         if not processing.is_empty:
             logits = processing.apply(logits)
+        logits = self._apply_plugin_processors(requests, logits)
         batch = SamplingBatch.build(params, [self._generator_for(r) for r in requests], self.device)
         need_probs = any(p.logprobs is not None and p.logprobs_mode == LogprobsMode.PROCESSED for p in params)
         tokens, probs = self.sampler(logits, batch, need_probs=need_probs)
@@ -202,6 +205,15 @@ class ModelRunner:
         entries = gather_logprobs(source, tokens[index], [params[i].logprobs for i in wanted])
         for i, entry in zip(wanted, entries):
             result.logprobs[requests[i].request_id] = entry
+
+    def _apply_plugin_processors(self, requests: list[Request], logits: torch.Tensor) -> torch.Tensor:
+        """Run each named plugin processor on the rows of the requests that enabled it."""
+        names = {name for r in requests for name in r.sampling_params.logits_processors or ()}
+        for name in sorted(names):
+            rows = [i for i, r in enumerate(requests) if name in (r.sampling_params.logits_processors or ())]
+            index = torch.tensor(rows, device=self.device)
+            logits[index] = self.logits_processors[name](logits[index], [requests[i] for i in rows])
+        return logits
 
     def _prompt_logprobs(self, scheduled: list[ScheduledRequest], hidden: torch.Tensor,
                          query_start: list[int], result: RunnerOutput) -> None:

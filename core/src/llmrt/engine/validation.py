@@ -27,8 +27,10 @@ class RequestValidator:
     """Tokenizes prompts and checks them and their sampling parameters against the model."""
 
     def __init__(self, tokenizer: Any, hf_config: Any, max_model_len: int,
-                 generation_defaults: dict[str, Any], tokenizer_eos: int | None) -> None:
+                 generation_defaults: dict[str, Any], tokenizer_eos: int | None,
+                 logits_processors: set[str] = frozenset()) -> None:
         self.tokenizer = tokenizer
+        self.logits_processors = logits_processors
         self.vocab_size = int(hf_config.vocab_size)
         self.max_model_len = max_model_len
         self.defaults = dict(generation_defaults)
@@ -80,6 +82,11 @@ class RequestValidator:
             raise InvalidRequestError(str(exc), getattr(exc, "param", None)) from exc
         params.eos_token_id = self.eos_token_id
         params.all_stop_token_ids = set(params.stop_token_ids) | self.extra_stop_ids
+        unknown = set(params.logits_processors or ()) - self.logits_processors
+        if unknown:
+            known = ", ".join(sorted(self.logits_processors)) or "none"
+            raise InvalidRequestError(f"unknown logits processor(s) {sorted(unknown)}; installed: {known}",
+                                      "logits_processors")
         if params.bad_words:
             params.bad_words_token_ids = self._bad_word_ids(params.bad_words)
         return params

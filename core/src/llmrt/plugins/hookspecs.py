@@ -209,11 +209,15 @@ def llmrt_register_block_allocators(register: Register) -> None:
 def llmrt_register_logits_processors(register: Register) -> None:
     """Contribute logits processors that requests may enable by name.
 
-    Called once at engine start. Requests refer to processors by name only; no callable ever
-    travels over the network.
+    Called once at engine start. A request lists processor names in
+    ``SamplingParams.logits_processors``; no callable ever travels over the network, and an
+    unknown name is refused when the request is added.
 
-    :param register: call ``register(name, factory)``; ``factory(model_config)`` returns a
-        callable ``(logits, batch) -> logits`` applied to the whole batch before sampling.
+    :param register: call ``register(name, factory)``; ``factory(hf_config)`` returns a callable
+        ``(logits, requests) -> logits``, applied each step to the float32 logits
+        ``[rows, vocab]`` of the requests that enabled it (after core's penalties and bias,
+        before temperature and top-k/top-p); ``requests`` are their
+        :class:`llmrt.engine.request.Request` objects, to be read, not modified.
     :return: nothing.
     """
 
