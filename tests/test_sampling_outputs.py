@@ -137,3 +137,20 @@ def test_bad_words_are_never_generated(llm):
     params = SamplingParams(temperature=0, max_tokens=1, bad_words=[word])
     banned = llm.generate(_ids([prompt]), params, use_tqdm=False)[0]
     assert banned.outputs[0].token_ids != [token]
+
+
+def test_parallel_samples_share_the_prompt_blocks(model_dir):
+    llm = LLM(model=model_dir, backend="cpu", enable_prefix_caching=False)
+    engine = llm.llm_engine
+    prompt = random_prompts(VOCAB, 1, 40, 40, seed=71)[0]  # 2.5 blocks of 16
+    engine.add_request("p", {"prompt_token_ids": prompt}, SamplingParams(n=4, temperature=1.0, max_tokens=3,
+                                                                         ignore_eos=True))
+    engine.step()  # prefill + first tokens: the samples are forked from the first one
+    engine.step()  # first decode: each sample writes into its own copy of the shared last block
+    tables = [engine.kv_cache_manager.get_block_ids(f"p#{i}") for i in range(4)]
+    shared = set(tables[0][:2])
+    assert all(set(t[:2]) == shared for t in tables)  # the two full prompt blocks are shared
+    assert len({b for t in tables for b in t}) <= 2 + 4  # plus one last block per sample
+    while engine.has_unfinished_requests():
+        engine.step()
+    assert engine.block_pool.num_free_blocks == engine.num_blocks

@@ -15,6 +15,7 @@ from typing import Any
 
 from llmrt.backends import select_backend
 from llmrt.config import EngineConfig
+from llmrt.engine.beam_search import BeamSearchManager
 from llmrt.engine.kv_sizing import plan_kv_cache
 from llmrt.engine.model_runner import RunnerOutput
 from llmrt.engine.output_processor import OutputProcessor, ParentState
@@ -28,6 +29,7 @@ from llmrt.outputs import RequestOutput
 from llmrt.plugins import get_plugin_host
 from llmrt.plugins.host import PluginHost
 from llmrt.sampling_params import SamplingParams
+from llmrt.sched.output import SchedulerOutput
 
 logger = logging.getLogger("llmrt.engine")
 
@@ -64,6 +66,7 @@ class LLMEngine:
                                           self.generation_defaults, self.tokenizer_eos(),
                                           set(self.runner.logits_processors))
         self.output_processor = OutputProcessor(self.tokenizer)
+        self.beam_search = BeamSearchManager(self.tokenizer)
         self._counter = 0
         logger.info("ready in %.2f s (%s)", sum(self.timings.values()),
                     ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items()))
@@ -116,16 +119,25 @@ class LLMEngine:
         """Validate and queue a request; raises ``ValueError`` naming the problem if invalid."""
         if request_id in self.output_processor.parents:
             raise ValueError(f"request id {request_id!r} is already in use")
+        if request_id in self.beam_search.groups:
+            raise ValueError(f"request id {request_id!r} is already in use")
         prompt_text, token_ids = self.validator.tokenize(prompt)
         params = self.validator.prepare_params(params or SamplingParams.from_optional(), token_ids)
         token_ids = self.validator.truncate(token_ids, params)
         max_tokens = self.validator.max_tokens(token_ids, params)
+        if params.use_beam_search:
+            root = self.beam_search.create(request_id, prompt_text, token_ids, params, max_tokens, priority,
+                                           cache_salt)
+            self.scheduler.add_request(root)
+            return
         children = self._children(request_id, token_ids, params, max_tokens, priority, cache_salt)
         self.output_processor.add(ParentState(request_id, prompt_text, token_ids), children)
-        for child in children:
-            self.scheduler.add_request(child)
+        children[0].pending_siblings = children[1:]
+        self.scheduler.add_request(children[0])
 
     def _children(self, request_id, token_ids, params, max_tokens, priority, cache_salt) -> list[Request]:
+        """One request per sample; samples after the first are forked from it once its prompt is in
+        the KV cache (they share its blocks), and draw their first token from the same logits."""
         if params.n == 1:
             return [Request(request_id, token_ids, params, priority=priority, cache_salt=cache_salt,
                             max_tokens=max_tokens)]
@@ -143,6 +155,8 @@ class LLMEngine:
         """Abort user requests by id; their KV blocks are freed at once. Unknown ids are ignored."""
         ids = [request_ids] if isinstance(request_ids, str) else list(request_ids)
         for request_id in ids:
+            if self.beam_search.abort(request_id, self.scheduler):
+                continue
             children = self.output_processor.abort(request_id)
             self.scheduler.finish_requests(children, RequestStatus.FINISHED_ABORTED)
 
@@ -156,12 +170,43 @@ class LLMEngine:
         """Run one scheduling step; return outputs of requests that progressed or finished."""
         scheduler_output = self.scheduler.schedule()
         runner_output = self.runner.execute(scheduler_output)
+        sampled = runner_output.sampled_token_ids
+        self.beam_search.intercept(sampled, runner_output.logprobs)
+        forked = self._fork_siblings(scheduler_output, sampled)
         self._record_logprobs(runner_output)
-        updated = self.scheduler.update_from_output(scheduler_output, runner_output.sampled_token_ids)
+        for sibling, tokens in forked:
+            self.scheduler.append_output_tokens(sibling, tokens)
+        updated = self.scheduler.update_from_output(scheduler_output, sampled)
+        updated += self._finish_orphaned_siblings(updated)
         outputs, stopped = self.output_processor.update(updated)
         if stopped:
             self.scheduler.finish_requests(stopped, RequestStatus.FINISHED_STOPPED)
-        return outputs
+        return outputs + self.beam_search.advance(self.scheduler)
+
+    def _fork_siblings(self, output: SchedulerOutput, sampled: dict[str, list[int]]) -> list[tuple[Request, list[int]]]:
+        """Fork the pending samples of requests that just sampled their first token."""
+        forked = []
+        for chunk in output.scheduled:
+            leader = chunk.request
+            if not leader.pending_siblings or leader.request_id not in sampled:
+                continue
+            for sibling in leader.pending_siblings:
+                self.scheduler.fork_request(leader, sibling)
+                forked.append((sibling, sampled.pop(sibling.request_id)))
+            leader.pending_siblings = []
+        return forked
+
+    @staticmethod
+    def _finish_orphaned_siblings(updated: list[Request]) -> list[Request]:
+        """Samples whose leader finished before they were forked (an error) finish with it."""
+        orphans = []
+        for request in updated:
+            if request.is_finished and request.pending_siblings:
+                for sibling in request.pending_siblings:
+                    sibling.status, sibling.stop_reason = request.status, request.stop_reason
+                orphans += request.pending_siblings
+                request.pending_siblings = []
+        return orphans
 
     def _record_logprobs(self, output: RunnerOutput) -> None:
         """Attach this step's logprobs to their requests (before finished ones are dropped)."""

@@ -171,13 +171,22 @@ class ModelRunner:
         if output.is_empty:
             return result
         input_ids, positions, metadata, sample_rows = self._prepare(output.scheduled)
-        hidden = self.model(input_ids, positions, metadata)
+        hidden = self._run_model(input_ids, positions, metadata)
         self._prompt_logprobs(output.scheduled, hidden, metadata.query_start_loc_cpu, result)
         sampling = [s.request for s in output.scheduled if s.samples]
         if sampling:
-            rows = hidden[torch.tensor(sample_rows, device=self.device)]
-            self._sample(sampling, self.model.compute_logits(rows), result)
+            requests, rows = _with_pending_siblings(sampling)
+            logits = self.model.compute_logits(hidden[torch.tensor(sample_rows, device=self.device)])
+            self._sample(requests, logits[torch.tensor(rows, device=self.device)], result)
         return result
+
+    def _run_model(self, input_ids: torch.Tensor, positions: torch.Tensor,
+                   metadata: AttentionMetadata) -> torch.Tensor:
+        """The forward pass of one prepared batch: hidden states ``[T, H]``.
+
+        The seam for backends that replay captured graphs (a subclass overrides it).
+        """
+        return self.model(input_ids, positions, metadata)
 
     def _sample(self, requests: list[Request], logits: torch.Tensor, result: RunnerOutput) -> None:
         """Process logits, sample one token per request, gather logprobs where asked."""
@@ -231,6 +240,19 @@ class ModelRunner:
                 part = targets[chunk : chunk + PROMPT_LOGPROBS_CHUNK]
                 entries += gather_logprobs(torch.log_softmax(logits, dim=-1), part, [k] * len(part))
             result.prompt_logprobs[s.request.request_id] = (s.start, entries)
+
+
+def _with_pending_siblings(requests: list[Request]) -> tuple[list[Request], list[int]]:
+    """Requests to sample for, with the pending samples (``n > 1``) of requests sampling their
+    first token, and for each the index of the logits row it samples from."""
+    expanded, logits_rows = [], []
+    for index, request in enumerate(requests):
+        expanded.append(request)
+        logits_rows.append(index)
+        if request.pending_siblings and request.num_output_tokens == 0:
+            expanded += request.pending_siblings
+            logits_rows += [index] * len(request.pending_siblings)
+    return expanded, logits_rows
 
 
 def _dummy_prompt(num_tokens: int, block_ids: list[int]) -> list[ScheduledRequest]:

@@ -67,6 +67,9 @@ class Request:
     """One entry per output token when ``sampling_params.logprobs`` is set."""
     prompt_logprobs: list[TokenLogprobs | None] = field(default_factory=list)
     """One entry per prompt token (``None`` for the first) when ``prompt_logprobs`` is set."""
+    pending_siblings: list[Request] = field(default_factory=list)
+    """Further samples of the same prompt (``n > 1``): they draw their first token from this
+    request's first logits and are then forked from it, sharing its KV blocks."""
 
     @property
     def num_prompt_tokens(self) -> int:

@@ -67,7 +67,8 @@ class Scheduler:
         self.requests: dict[str, Request] = {}
         """Every unfinished request by id."""
         self._finished_ids: list[str] = []
-        self._finished_in_schedule: list[Request] = []
+        self._pending_reports: list[Request] = []
+        """Requests changed outside a step (errors in schedule, appended tokens): reported next."""
         self.num_preemptions = 0
         """Preemptions since the scheduler started (for metrics and tests)."""
 
@@ -120,13 +121,46 @@ class Scheduler:
             self.waiting.remove_requests(queued)
         return finished
 
+    def fork_request(self, parent: Request, child: Request) -> None:
+        """Add ``child`` as a running copy of ``parent`` that shares its KV blocks.
+
+        For parallel sampling and beam search: ``child``'s tokens must equal ``parent``'s up to
+        ``parent.num_computed_tokens``; the first of them to write into a still-shared block
+        gets a copy of it (copy-on-write). The child sorts right after its parent.
+        """
+        if child.request_id in self.requests:
+            raise ValueError(f"request id {child.request_id!r} is already in use")
+        self.kv_cache_manager.fork(parent, child)
+        child.status = RequestStatus.RUNNING
+        child.num_cached_tokens = parent.num_cached_tokens
+        self._order[child.request_id] = next(self._seq)
+        self.requests[child.request_id] = child
+        bisect.insort(self.running, child, key=self._sort_key)
+
+    def append_output_tokens(self, request: Request, token_ids: list[int]) -> bool:
+        """Give a request tokens chosen outside the sampler (a beam's next token, a forked
+        sample's first one), with the usual stop checks; True if it finished.
+
+        Call between steps. A finished request is released and reported by the next
+        :meth:`update_from_output`.
+        """
+        for token in token_ids:
+            request.append_output_token(token)
+            if check_stop(request, self.config.max_model_len):
+                break
+        if request.is_finished:
+            self.running.remove(request)
+            self._release(request)
+        self._pending_reports.append(request)
+        return request.is_finished
+
     def get_request(self, request_id: str) -> Request | None:
         """The unfinished request with this id, or ``None``."""
         return self.requests.get(request_id)
 
     def has_unfinished_requests(self) -> bool:
         """True while a request waits or runs, or a finished one is not yet reported."""
-        return bool(self.requests) or bool(self._finished_in_schedule)
+        return bool(self.requests) or bool(self._pending_reports)
 
     @property
     def num_running(self) -> int:
@@ -169,7 +203,7 @@ class Scheduler:
         :return: requests that got tokens or finished, including any that :meth:`schedule`
             finished with an error.
         """
-        updated, self._finished_in_schedule = self._finished_in_schedule, []
+        updated, self._pending_reports = self._pending_reports, []
         for chunk in output.scheduled:
             request = chunk.request
             new_tokens = sampled_token_ids.get(request.request_id)
@@ -290,7 +324,7 @@ class Scheduler:
             f"{pool_tokens} tokens ({self.kv_cache_manager.num_blocks} blocks) the cache holds"
         )
         self._release(request)
-        self._finished_in_schedule.append(request)
+        self._pending_reports.append(request)
 
     def _release(self, request: Request) -> None:
         """Free a finished request's blocks and forget it (the caller dequeued it)."""
