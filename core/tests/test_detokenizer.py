@@ -18,9 +18,22 @@ TEXT = st.one_of(
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return train_tiny_tokenizer()
+def _sentencepiece_style():
+    """A Metaspace (SentencePiece-style, leading-space marker) BPE tokenizer, trained offline."""
+    from tokenizers import SentencePieceBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from llmrt.testing.tiny_tokenizer import tiny_corpus
+
+    raw = SentencePieceBPETokenizer(add_prefix_space=True)
+    raw.train_from_iterator(tiny_corpus(), vocab_size=400, min_frequency=1,
+                            special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+
+
+@pytest.fixture(scope="module", params=["byte-level BPE", "sentencepiece-style"])
+def tokenizer(request):
+    return train_tiny_tokenizer() if request.param == "byte-level BPE" else _sentencepiece_style()
 
 
 def _stream(tokenizer, prompt_ids, ids):
@@ -34,8 +47,13 @@ def _stream(tokenizer, prompt_ids, ids):
 @given(text=TEXT, prompt=st.text(max_size=10))
 def test_incremental_text_equals_decoding_everything(tokenizer, text, prompt):
     ids = tokenizer.encode(text, add_special_tokens=False)
-    pieces = _stream(tokenizer, tokenizer.encode(prompt, add_special_tokens=False), ids)
-    assert "".join(pieces) == tokenizer.decode(ids, skip_special_tokens=True)
+    prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+    pieces = _stream(tokenizer, prompt_ids, ids)
+    # What the output adds to the prompt's text: for byte-level BPE this is decode(ids); for
+    # SentencePiece it keeps the leading space a continuation has (decode(ids) alone drops it).
+    before = tokenizer.decode(prompt_ids, skip_special_tokens=True)
+    expected = tokenizer.decode(prompt_ids + ids, skip_special_tokens=True)[len(before):]
+    assert "".join(pieces) == expected, (prompt, prompt_ids, text, ids)
     for piece in pieces[:-1]:
         assert "\ufffd" not in piece or "\ufffd" in text  # never half a character mid-stream
 
@@ -59,7 +77,7 @@ def test_stop_string_at_every_split_point(tokenizer, text, data):
         if stopped:
             request.status = RequestStatus.FINISHED_STOPPED
             break
-    full = tokenizer.decode(ids)
+    full = tokenizer.decode(ids, skip_special_tokens=True)
     position = full.find(stop)
     if position == -1:  # the stop string straddles a character the tokenizer split oddly
         return

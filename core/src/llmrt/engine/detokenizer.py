@@ -27,7 +27,11 @@ class IncrementalDetokenizer:
         self.tokenizer = tokenizer
         self.skip_special_tokens = skip_special_tokens
         self.spaces_between_special_tokens = spaces_between_special_tokens
-        context = prompt_token_ids[-INITIAL_CONTEXT_TOKENS:]
+        context = prompt_token_ids[-4 * INITIAL_CONTEXT_TOKENS :]
+        if skip_special_tokens:  # skipped tokens give no context: look further back instead
+            special = set(getattr(tokenizer, "all_special_ids", ()))
+            context = [token for token in context if token not in special]
+        context = context[-INITIAL_CONTEXT_TOKENS:]
         self.token_ids: list[int] = list(context)
         self.prefix_offset = 0
         self.read_offset = len(context)
