@@ -144,6 +144,12 @@ class Scheduler:
         Call between steps. A finished request is released and reported by the next
         :meth:`update_from_output`.
         """
+        self._record_tokens(request, token_ids)
+        self._pending_reports.append(request)
+        return request.is_finished
+
+    def _record_tokens(self, request: Request, token_ids: list[int]) -> None:
+        """Append tokens up to the first that stops the request; release it if it finished."""
         for token in token_ids:
             request.append_output_token(token)
             if check_stop(request, self.config.max_model_len):
@@ -151,8 +157,6 @@ class Scheduler:
         if request.is_finished:
             self.running.remove(request)
             self._release(request)
-        self._pending_reports.append(request)
-        return request.is_finished
 
     def get_request(self, request_id: str) -> Request | None:
         """The unfinished request with this id, or ``None``."""
@@ -209,13 +213,7 @@ class Scheduler:
             new_tokens = sampled_token_ids.get(request.request_id)
             if request.is_finished or not new_tokens or not chunk.samples:
                 continue
-            for token in new_tokens:
-                request.append_output_token(token)
-                if check_stop(request, self.config.max_model_len):
-                    break
-            if request.is_finished:
-                self.running.remove(request)
-                self._release(request)
+            self._record_tokens(request, new_tokens)
             updated.append(request)
         return updated
 
