@@ -11,7 +11,7 @@ from llmrt.version import __version__
 
 Command = Callable[[argparse.Namespace], int]
 
-SUBCOMMANDS = ("llmrt.cli.plugins_cmd", "llmrt.cli.generate_cmd")
+SUBCOMMANDS = ("llmrt.cli.plugins_cmd", "llmrt.cli.generate_cmd", "llmrt.cli.serve_cmd", "llmrt.cli.bench_cmd")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:

@@ -1,0 +1,1 @@
+"""Benchmarks: ``llmrt bench serve``, a load generator for a server (like ``vllm bench serve``)."""

@@ -1,0 +1,28 @@
+"""``llmrt bench serve``: load-test a running server like ``vllm bench serve``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> tuple[str, Any]:
+    """Register ``bench`` and its sub-commands; returns the name and runner."""
+    from llmrt.bench.serve_args import add_serve_arguments
+
+    parser = subparsers.add_parser("bench", help="benchmarks (serve: load-test a running server)")
+    kinds = parser.add_subparsers(dest="bench_command", metavar="KIND")
+    add_serve_arguments(
+        kinds.add_parser("serve", help="send a request load to a server and report latencies")
+    )
+    return "bench", run
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the chosen benchmark."""
+    if args.bench_command == "serve":
+        from llmrt.bench.serve import main
+
+        return main(args)
+    print("llmrt bench: choose a benchmark: serve")
+    return 2
