@@ -4,10 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # CPU build of torch (a local wheel on our machines; on others pip takes it from PyPI).
 TORCH ?= torch==2.13.0
-PACKAGES := -e ./core[test] -e ./plugins/cpu -e ./plugins/cuda -e ./plugins/rocm -e ./plugins/tpu -e ./plugins/quant
+PACKAGES := -e ./core[test] -e ./plugins/cpu -e ./plugins/triton[test] -e ./plugins/cuda -e ./plugins/rocm -e ./plugins/tpu -e ./plugins/quant
 DEMO_MODEL := $(wildcard demo_model/pyproject.toml)
 
-.PHONY: install run test lint clean
+.PHONY: install serve run test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ $(VENV)/.installed: $(BIN)/python core/pyproject.toml $(wildcard plugins/*/pypro
 ## install: create .venv with core, every plugin and the demo model
 install: $(VENV)/.installed
 
-## run: install, then generate from the offline default model
+## serve: install, then serve the offline default model on http://127.0.0.1:8000 (OpenAI API)
+serve: install
+	$(BIN)/llmrt serve $(SERVE_ARGS)
+
+## run: install, then complete one prompt offline with the default model
 run: install
 	$(BIN)/llmrt plugins
 	$(BIN)/llmrt generate --prompt "def fibonacci(n):" --max-tokens 64

@@ -44,3 +44,43 @@ def test_generate_command_uses_the_demo_model_without_a_model_argument():
                              "--max-tokens", "16", "--backend", "cpu"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+
+
+def test_serve_without_a_model_serves_the_demo_model(tmp_path):
+    """The README's main job: `llmrt serve` with no model, then a completion that looks like Python."""
+    import os
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "llmrt", "serve", "--port", str(port), "--backend", "cpu"],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "LLMRT_CPU_NUM_THREADS": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        models = httpx.get(f"{url}/v1/models").json()["data"]
+        assert models[0]["id"] == "default"
+        body = {"model": models[0]["id"], "prompt": "import os\n\ndef list_files(path):", "max_tokens": 48,
+                "temperature": 0}
+        text = httpx.post(f"{url}/v1/completions", json=body, timeout=60).json()["choices"][0]["text"]
+        assert any(word in text for word in ("return", "for ", "if ", "os.")), text
+        chat = {"model": models[0]["id"], "max_tokens": 48, "temperature": 0,
+                "messages": [{"role": "user", "content": "Write a Python function `add`: Add two numbers."}]}
+        reply = httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=60).json()
+        assert reply["choices"][0]["message"]["content"].strip()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        log.close()

@@ -73,6 +73,10 @@ def add_parser(subparsers: Any) -> tuple[str, Any]:
     return "serve", run
 
 
+DEFAULT_MODEL_NAME = "default"
+"""The name the default model (served when none is named) answers to in requests."""
+
+
 def run(args: argparse.Namespace) -> int:
     """Resolve the model, start the engine process and serve until stopped."""
     from llmrt.entrypoints.llm import NoModelError, default_model
@@ -86,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         except NoModelError as exc:
             print(f"llmrt serve: {exc}", file=sys.stderr)
             return 2
+        args.served_model_name = args.served_model_name or [DEFAULT_MODEL_NAME]
     config = engine_config_from_args(args, model)
     if args.served_model_name:
         config.model.served_model_name = args.served_model_name[0]
