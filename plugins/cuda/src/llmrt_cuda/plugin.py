@@ -1,9 +1,10 @@
-"""Entry point of the ``llmrt-cuda`` plugin: the CUDA backend and NCCL collectives."""
+"""Entry point of ``llmrt-cuda``: the CUDA backend, its kernels and graphs, NCCL collectives."""
 
 from __future__ import annotations
 
 from llmrt.plugins import hookimpl
 from llmrt.plugins.hookspecs import Register
+
 from llmrt_cuda.backend import CudaBackend
 
 LLMRT_PLUGIN_API = ">=1,<2"
@@ -13,6 +14,30 @@ LLMRT_PLUGIN_API = ">=1,<2"
 def llmrt_register_backends(register: Register) -> None:
     """The CUDA backend."""
     register(CudaBackend())
+
+
+@hookimpl
+def llmrt_register_ops(register: Register) -> None:
+    """The Triton kernels of ``llmrt-triton`` (norms, rotary, gated activations) for ``cuda``."""
+    from llmrt_triton import register_triton_ops
+
+    register_triton_ops(register, backend="cuda")
+
+
+@hookimpl
+def llmrt_register_attention_backends(register: Register) -> None:
+    """Triton paged attention (``triton-cuda``) above core's reference for ``cuda``."""
+    from llmrt_triton import register_triton_attention
+
+    register_triton_attention(register, backend="cuda", priority=10)
+
+
+@hookimpl
+def llmrt_register_graph_capture(register: Register) -> None:
+    """CUDA graphs of decode batches (:class:`llmrt_cuda.decode_graphs.DecodeGraphs`)."""
+    from llmrt_cuda.decode_graphs import DecodeGraphs
+
+    register("cuda", DecodeGraphs)
 
 
 @hookimpl

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import torch
-
 from llmrt.backends import Availability, Backend, MemoryInfo
 
 
@@ -23,7 +22,9 @@ class RocmBackend(Backend):
         if not torch.cuda.is_available() or torch.cuda.device_count() == 0:
             return Availability.no(f"no AMD GPU is visible (HIP {torch.version.hip})")
         name = torch.cuda.get_device_name(self.device())
-        return Availability.yes(f"{torch.cuda.device_count()} GPU(s), using {name} (HIP {torch.version.hip})")
+        return Availability.yes(
+            f"{torch.cuda.device_count()} GPU(s), using {name} (HIP {torch.version.hip})"
+        )
 
     def device(self) -> torch.device:
         """``cuda:LOCAL_RANK`` (HIP devices use PyTorch's cuda device type)."""

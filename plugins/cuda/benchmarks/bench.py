@@ -1,0 +1,373 @@
+"""llmrt and its Hugging Face transformers peer on the workloads of issue 7, one JSON line each.
+
+    python bench.py llmrt-nano MODEL            # DESIGN.md §5 "nano": 256 requests, in/out 100-1024
+    python bench.py llmrt-latency MODEL         # batch 1, 128 in / 256 out (vllm bench latency)
+    python bench.py llmrt-throughput MODEL      # 1000 x 256 in / 256 out (vllm bench throughput)
+    python bench.py llmrt-startup MODEL         # process start to a ready engine
+    python bench.py hf-nano|hf-latency|hf-throughput MODEL   # the same through transformers
+
+Every run prints ``RESULT {...}`` with its numbers. Requests are token ids with EOS ignored and
+no detokenization (as nano-vllm's benchmark); sampling is nano-vllm's (temperature 0.6) for
+"nano", greedy elsewhere. Transformers runs its continuous batching (``generate_batch``) on a
+prefix of the requests (it is ~30x slower) and plain ``generate`` for batch-1 latency.
+"""
+
+from __future__ import annotations
+
+import time
+
+PROCESS_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+
+
+def nano_workload() -> tuple[list[list[int]], list[int]]:
+    """The 256 prompts, then the 256 output lengths, drawn as DESIGN.md §5 says."""
+    rng = random.Random(0)
+    prompts = [[rng.randint(0, 10000) for _ in range(rng.randint(100, 1024))] for _ in range(256)]
+    outputs = [rng.randint(100, 1024) for _ in range(256)]
+    return prompts, outputs
+
+
+def fixed_workload(count: int, input_len: int, seed: int = 0) -> list[list[int]]:
+    """``count`` random prompts of ``input_len`` token ids."""
+    rng = random.Random(seed)
+    return [[rng.randint(0, 10000) for _ in range(input_len)] for _ in range(count)]
+
+
+def report(**numbers) -> None:
+    print("RESULT " + json.dumps(numbers), flush=True)
+
+
+# -- llmrt -------------------------------------------------------------------------------------
+
+
+def _llm(args):
+    from llmrt import LLM
+
+    return LLM(
+        model=args.model,
+        backend=args.backend,
+        dtype="bfloat16",
+        max_model_len=args.max_model_len,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        enforce_eager=args.enforce_eager,
+        gpu_memory_utilization=0.9,
+    )
+
+
+def _run(llm, prompts, params) -> tuple[float, int]:
+    _sync()
+    start = time.perf_counter()
+    outputs = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+    _sync()
+    return time.perf_counter() - start, sum(len(o.outputs[0].token_ids) for o in outputs)
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def llmrt_nano(args) -> None:
+    from llmrt import SamplingParams
+
+    start = time.perf_counter()
+    llm = _llm(args)
+    startup = time.perf_counter() - start
+    prompts, lengths = nano_workload()
+    if args.num_prompts:
+        prompts, lengths = prompts[: args.num_prompts], lengths[: args.num_prompts]
+    _run(llm, [[1, 2, 3]], SamplingParams(max_tokens=8, ignore_eos=True))  # warm-up
+    profiler = StepProfiler(llm) if args.profile else None
+    params = [
+        SamplingParams(temperature=0.6, ignore_eos=True, max_tokens=n, detokenize=False)
+        for n in lengths
+    ]
+    elapsed, generated = _run(llm, prompts, params)
+    report(
+        bench="nano",
+        engine="llmrt",
+        requests=len(prompts),
+        prompt_tokens=sum(map(len, prompts)),
+        output_tokens=generated,
+        seconds=round(elapsed, 3),
+        output_tok_s=round(generated / elapsed, 1),
+        engine_startup_s=round(startup, 2),
+        eager=args.enforce_eager,
+        profile=_profile(profiler),
+    )
+
+
+class StepProfiler:
+    """Wall time per part of the engine step (``--profile``), synchronizing the GPU after each part.
+
+    Parts: schedule (scheduler), prepare (flattening the batch, metadata, host->device copies),
+    forward (the model, graph replays or eager), logits (LM head), sample (sampler and the
+    device->host copy of the tokens), update (scheduler bookkeeping, output processing).
+    """
+
+    def __init__(self, llm) -> None:
+        self.seconds: dict[str, float] = {}
+        self.steps = {"graph": 0, "eager": 0}
+        engine, runner = llm.llm_engine, llm.llm_engine.runner
+        self._wrap(engine.scheduler, "schedule", "schedule")
+        self._wrap(runner, "_prepare", "prepare")
+        self._wrap(runner.model, "compute_logits", "logits")
+        self._wrap(runner, "_sample", "sample")
+        self._wrap(engine.scheduler, "update_from_output", "update")
+        self._wrap(engine.output_processor, "update", "update")
+        forward = self._wrap(runner, "_run_model", "forward")
+        graphs = getattr(runner, "graphs", None)
+
+        def counted(ids, positions, metadata):
+            kind = "graph" if graphs is not None and graphs.can_run(metadata) else "eager"
+            self.steps[kind] += 1
+            return forward(ids, positions, metadata)
+
+        runner._run_model = counted
+
+    def _wrap(self, owner, name: str, part: str):
+        inner = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            result = inner(*args, **kwargs)
+            _sync()
+            self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+            return result
+
+        setattr(owner, name, timed)
+        return timed
+
+    def summary(self) -> dict:
+        total = sum(self.seconds.values())
+        return {
+            "steps": self.steps,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "share": {k: round(v / total, 3) for k, v in self.seconds.items()} if total else {},
+        }
+
+
+def _profile(profiler) -> dict:
+    return profiler.summary() if profiler is not None else {}
+
+
+def llmrt_latency(args) -> None:
+    from llmrt import SamplingParams
+
+    llm = _llm(args)
+    prompts = fixed_workload(args.batch_size, args.input_len)
+    params = SamplingParams(
+        temperature=0.0, ignore_eos=True, max_tokens=args.output_len, detokenize=False
+    )
+    _run(llm, prompts, params)  # warm-up
+    times = sorted(_run(llm, prompts, params)[0] for _ in range(args.iters))
+    median = times[len(times) // 2]
+    report(
+        bench="latency",
+        engine="llmrt",
+        batch=args.batch_size,
+        input_len=args.input_len,
+        output_len=args.output_len,
+        median_s=round(median, 4),
+        all_s=[round(t, 4) for t in times],
+        ms_per_token=round(1000 * median / args.output_len, 3),
+        tok_s=round(args.output_len / median, 1),
+        eager=args.enforce_eager,
+    )
+
+
+def llmrt_throughput(args) -> None:
+    from llmrt import SamplingParams
+
+    llm = _llm(args)
+    prompts = fixed_workload(args.num_prompts, args.input_len, seed=1)
+    params = SamplingParams(
+        temperature=0.0, ignore_eos=True, max_tokens=args.output_len, detokenize=False
+    )
+    _run(llm, prompts[:4], SamplingParams(max_tokens=4, ignore_eos=True))  # warm-up
+    profiler = StepProfiler(llm) if args.profile else None
+    elapsed, generated = _run(llm, prompts, params)
+    total = args.num_prompts * args.input_len + generated
+    report(
+        bench="throughput",
+        engine="llmrt",
+        requests=args.num_prompts,
+        input_len=args.input_len,
+        output_len=args.output_len,
+        seconds=round(elapsed, 3),
+        total_tok_s=round(total / elapsed, 1),
+        output_tok_s=round(generated / elapsed, 1),
+        eager=args.enforce_eager,
+        profile=_profile(profiler),
+    )
+
+
+def llmrt_startup(args) -> None:
+    _llm(args)
+    report(
+        bench="startup",
+        engine="llmrt",
+        seconds_from_process_start=round(time.perf_counter() - PROCESS_START, 2),
+        eager=args.enforce_eager,
+    )
+
+
+# -- Hugging Face transformers -------------------------------------------------------------------
+
+
+def _hf_model(model_dir: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.bfloat16, device_map="cuda"
+    ).eval()
+
+
+def _hf_batch(model, prompts, max_new_tokens: int, sample: bool) -> tuple[float, int]:
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=sample,
+        temperature=0.6 if sample else None,
+        top_k=None,
+        top_p=None,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
+    _sync()
+    start = time.perf_counter()
+    results = model.generate_batch(inputs=prompts, generation_config=config)
+    _sync()
+    return time.perf_counter() - start, sum(len(r.generated_tokens) for r in results.values())
+
+
+def hf_nano(args) -> None:
+    prompts, lengths = nano_workload()
+    count = args.num_prompts or 32
+    prompts = prompts[:count]
+    # generate_batch takes one max_new_tokens for all: the mean of these requests' lengths.
+    mean_out = round(sum(lengths[:count]) / count)
+    model = _hf_model(args.model)
+    elapsed, generated = _hf_batch(model, prompts, mean_out, sample=True)
+    report(
+        bench="nano",
+        engine="transformers generate_batch",
+        requests=count,
+        max_new_tokens=mean_out,
+        output_tokens=generated,
+        seconds=round(elapsed, 3),
+        output_tok_s=round(generated / elapsed, 1),
+    )
+
+
+def hf_throughput(args) -> None:
+    count = args.num_prompts
+    prompts = fixed_workload(count, args.input_len, seed=1)
+    model = _hf_model(args.model)
+    elapsed, generated = _hf_batch(model, prompts, args.output_len, sample=False)
+    report(
+        bench="throughput",
+        engine="transformers generate_batch",
+        requests=count,
+        input_len=args.input_len,
+        output_len=args.output_len,
+        seconds=round(elapsed, 3),
+        total_tok_s=round((count * args.input_len + generated) / elapsed, 1),
+        output_tok_s=round(generated / elapsed, 1),
+    )
+
+
+def hf_latency(args) -> None:
+    import torch
+
+    model = _hf_model(args.model)
+    ids = torch.tensor(fixed_workload(1, args.input_len), device="cuda")
+    kwargs = dict(
+        max_new_tokens=args.output_len,
+        min_new_tokens=args.output_len,
+        do_sample=False,
+        attention_mask=torch.ones_like(ids),
+        pad_token_id=0,
+    )
+    model.generate(ids, **{**kwargs, "max_new_tokens": 8, "min_new_tokens": 8})  # warm-up
+    _sync()
+    start = time.perf_counter()
+    out = model.generate(ids, **kwargs)
+    _sync()
+    elapsed = time.perf_counter() - start
+    generated = out.shape[1] - ids.shape[1]
+    report(
+        bench="latency",
+        engine="transformers generate",
+        batch=1,
+        input_len=args.input_len,
+        output_len=generated,
+        median_s=round(elapsed, 4),
+        ms_per_token=round(1000 * elapsed / generated, 3),
+        tok_s=round(generated / elapsed, 1),
+    )
+
+
+COMMANDS = {
+    "llmrt-nano": llmrt_nano,
+    "llmrt-latency": llmrt_latency,
+    "llmrt-throughput": llmrt_throughput,
+    "llmrt-startup": llmrt_startup,
+    "hf-nano": hf_nano,
+    "hf-latency": hf_latency,
+    "hf-throughput": hf_throughput,
+}
+
+
+def main() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    for noisy in ("httpx", "transformers", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("model")
+    parser.add_argument("--backend", default="cuda")
+    parser.add_argument("--enforce-eager", action="store_true")
+    parser.add_argument("--max-model-len", type=int, default=4096)
+    parser.add_argument("--max-num-seqs", type=int, default=256)
+    parser.add_argument("--max-num-batched-tokens", type=int, default=8192)
+    parser.add_argument("--num-prompts", type=int, default=0)
+    parser.add_argument("--input-len", type=int, default=128)
+    parser.add_argument("--output-len", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="time each part of the engine step")
+    parser.add_argument(
+        "--decode-config", help="BLOCK_N,WARPS,STAGES of the decode attention launch (tuning runs)"
+    )
+    args = parser.parse_args()
+    if args.decode_config:
+        _override_decode_config(*map(int, args.decode_config.split(",")))
+    COMMANDS[args.command](args)
+
+
+def _override_decode_config(block_n: int, warps: int, stages: int) -> None:
+    """Replace the decode launch parameters of llmrt-triton (for measuring alternatives)."""
+    from llmrt_triton import attention_plan
+
+    default = attention_plan.decode_config
+    attention_plan.decode_config = lambda group, head_size: attention_plan.LaunchConfig(
+        default(group, head_size).block_m, block_n, warps, stages
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One device call: set up, then run the phases named as arguments (tests nano llama startup
+# kernels), logging everything to $OUT and ending with the RESULT lines. From the repository root:
+#   bash plugins/cuda/benchmarks/gpu_run.sh tests nano llama startup
+# The machine has every dependency but importlib_metadata: carry its wheel in .whl/ (pip download
+# importlib_metadata==8.7.0 -d .whl). Random models are written to /dev/shm/models.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/whl .whl/*.whl || exit 1
+PYTHONPATH=/tmp/whl:$(python3 plugins/cuda/benchmarks/dev_env.py /tmp/llmrt-site core plugins/triton plugins/cuda plugins/rocm)
+export PYTHONPATH
+BENCH="python3 plugins/cuda/benchmarks/bench.py"
+MODELS=/dev/shm/models
+log() { echo "== $(date +%T) $*" | tee -a "$OUT/results.txt"; }
+bench() { # bench SECONDS ARGS...: one benchmark process, its RESULT line kept
+  local limit=$1; shift
+  log "bench $*"
+  timeout "$limit" $BENCH "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -E "^RESULT|Error|error:|CUDA memory|CUDA graphs|KV cache: [0-9]|ready in" | tee -a "$OUT/results.txt"
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/results.txt"
+python3 - <<'PY' 2>&1 | tee -a "$OUT/results.txt"
+import torch, triton, transformers
+from transformers import GenerationMixin
+print("torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__,
+      "transformers", transformers.__version__, "generate_batch:", hasattr(GenerationMixin, "generate_batch"))
+PY
+
+for phase in "$@"; do
+  case $phase in
+    tests)
+      log "tests"
+      timeout 120 python3 -m pytest -q -n 4 -p no:cacheprovider plugins/triton/tests plugins/cuda/tests 2>&1 | tee "$OUT/tests.log" | tail -25 | tee -a "$OUT/results.txt" ;;
+    nano)
+      python3 plugins/cuda/benchmarks/random_models.py qwen3-0.6b $MODELS/qwen3-0.6b >/dev/null
+      bench 150 llmrt-nano $MODELS/qwen3-0.6b --profile
+      bench 70 hf-nano $MODELS/qwen3-0.6b --num-prompts 16 ;;
+    kernels)
+      timeout 120 python3 plugins/cuda/benchmarks/decode_attention_bench.py 2>&1 | tee -a "$OUT/results.txt" ;;
+    startup)
+      bench 45 llmrt-startup $MODELS/qwen3-0.6b ;;
+    llama)
+      python3 plugins/cuda/benchmarks/random_models.py llama3-8b $MODELS/llama3-8b >/dev/null
+      bench 90 llmrt-latency $MODELS/llama3-8b --input-len 128 --output-len 256
+      bench 60 hf-latency $MODELS/llama3-8b --input-len 128 --output-len 256
+      bench 140 llmrt-throughput $MODELS/llama3-8b --num-prompts 1000 --input-len 256 --output-len 256 --profile
+      bench 80 hf-throughput $MODELS/llama3-8b --num-prompts 32 --input-len 256 --output-len 256 ;;
+  esac
+done
+log "summary"
+grep -h "^RESULT" "$OUT/results.txt" | cut -c8- | python3 -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line); r.pop("profile", None) if not r.get("profile") else None
+    print(" | ".join(f"{k}={v}" for k, v in r.items()))
+'

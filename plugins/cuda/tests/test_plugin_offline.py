@@ -1,0 +1,70 @@
+"""Parts of the CUDA plugin that need no GPU: registration, capture sizes, the memory arithmetic."""
+
+import pytest
+from llmrt.plugins import get_plugin_host
+from llmrt_cuda.decode_graphs import capture_sizes
+from llmrt_cuda.memory_budget import GIB, CudaOutOfMemoryAtStartup, MemoryBudget
+
+
+def test_capture_sizes_end_at_max_num_seqs():
+    assert capture_sizes(256) == [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 160, 192, 224, 256]
+    assert capture_sizes(5) == [1, 2, 4, 5]
+    assert capture_sizes(1) == [1]
+
+
+def test_budget_subtracts_every_term():
+    budget = MemoryBudget(
+        total=int(80 * GIB),
+        utilization=0.9,
+        peak_torch=int(10 * GIB),
+        non_torch=int(1 * GIB),
+        graphs=int(0.5 * GIB),
+        free_now=int(69 * GIB),
+    )
+    assert budget.budget == int(72 * GIB) - int(11.5 * GIB)
+    assert (
+        "72.00 GiB usable" in budget.explain() and "60.50 GiB for the KV cache" in budget.explain()
+    )
+
+
+def test_budget_is_limited_by_free_memory():
+    budget = MemoryBudget(
+        total=int(80 * GIB),
+        utilization=0.9,
+        peak_torch=int(10 * GIB),
+        non_torch=0,
+        graphs=0,
+        free_now=int(20 * GIB),
+    )
+    assert budget.budget == int(20 * GIB)
+
+
+def test_no_room_says_which_flag_to_change():
+    budget = MemoryBudget(
+        total=int(16 * GIB),
+        utilization=0.5,
+        peak_torch=int(10 * GIB),
+        non_torch=0,
+        graphs=0,
+        free_now=int(6 * GIB),
+    )
+    with pytest.raises(CudaOutOfMemoryAtStartup, match="--gpu-memory-utilization"):
+        budget.check()
+
+
+def test_triton_kernels_are_registered_for_cuda():
+    pytest.importorskip("triton")
+    host = get_plugin_host()
+    ops = host.ops()
+    backends = [b for b in ("cuda", "rocm") if host.backends().find(b) is not None]
+    for backend in backends:
+        for name in (
+            "rms_norm",
+            "fused_add_rms_norm",
+            "rotary_embedding",
+            "silu_and_mul",
+            "gelu_tanh_and_mul",
+        ):
+            assert ops.find((name, backend)) is not None, (name, backend)
+        assert host.attention_backends().get(f"triton-{backend}").meta["backends"] == (backend,)
+    assert host.graph_capture().find("cuda") is not None
