@@ -76,4 +76,7 @@ class EngineConfig:
     attention_backend: str | None = None
     num_threads: int | None = None
     enforce_eager: bool = False
+    async_scheduling: bool | None = None
+    """Schedule step N+1 while the device computes step N (``engine/async_scheduling.py``);
+    ``None`` lets the backend decide (on where ``Backend.overlaps_host_and_device()``)."""
     plugin_options: dict[str, Any] = field(default_factory=dict)

@@ -56,6 +56,7 @@ def _llm(args):
         max_num_batched_tokens=args.max_num_batched_tokens,
         enforce_eager=args.enforce_eager,
         gpu_memory_utilization=0.9,
+        **({} if args.async_scheduling is None else {"async_scheduling": args.async_scheduling}),
     )
 
 
@@ -100,6 +101,7 @@ def llmrt_nano(args) -> None:
         output_tok_s=round(generated / elapsed, 1),
         engine_startup_s=round(startup, 2),
         eager=args.enforce_eager,
+        async_scheduling=llm.llm_engine.async_scheduling,
         profile=_profile(profiler),
     )
 
@@ -341,6 +343,8 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--backend", default="cuda")
     parser.add_argument("--enforce-eager", action="store_true")
+    parser.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
+                        help="override the engine's default (on for CUDA)")
     parser.add_argument("--max-model-len", type=int, default=4096)
     parser.add_argument("--max-num-seqs", type=int, default=256)
     parser.add_argument("--max-num-batched-tokens", type=int, default=8192)

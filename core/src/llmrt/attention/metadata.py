@@ -9,7 +9,9 @@ of sequence ``s`` is at absolute position ``context_len_s + i``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -69,28 +71,34 @@ class AttentionMetadata:
         block_tables: list[list[int]],
         block_size: int,
         device: torch.device | str,
+        to_device: Callable[[np.ndarray], torch.Tensor] | None = None,
     ) -> AttentionMetadata:
-        """Compute every field from plain lists (one tensor creation per field).
+        """Compute every field from plain lists or arrays (one tensor creation per field).
 
         ``block_tables[s]`` must cover positions ``0 .. context_lens[s] + query_lens[s] - 1``.
+        ``to_device`` copies a host array to ``device`` (default ``torch.from_numpy(a).to(device)``;
+        the model runner passes one that does not wait for queued device work).
         Raises ``ValueError`` on inconsistent input.
         """
+        if to_device is None:
+            to_device = lambda array: torch.from_numpy(array).to(device)  # noqa: E731
         q = np.asarray(query_lens, dtype=np.int64)
         ctx = np.asarray(context_lens, dtype=np.int64)
-        _check_lengths(q, ctx, block_tables, block_size)
+        table_lens = np.fromiter(map(len, block_tables), dtype=np.int64, count=len(block_tables))
+        _check_lengths(q, ctx, table_lens, block_size)
         seq = ctx + q
         starts = np.zeros(len(q) + 1, dtype=np.int64)
         np.cumsum(q, out=starts[1:])
-        table = _pad_tables(block_tables)
+        table = _pad_tables(block_tables, table_lens)
         slots = _slot_mapping(q, ctx, starts, table, block_size)
         return cls(
             num_tokens=int(starts[-1]),
             num_seqs=len(q),
-            slot_mapping=torch.from_numpy(slots).to(device),
-            query_start_loc=torch.from_numpy(starts.astype(np.int32)).to(device),
-            seq_lens=torch.from_numpy(seq.astype(np.int32)).to(device),
-            context_lens=torch.from_numpy(ctx.astype(np.int32)).to(device),
-            block_tables=torch.from_numpy(table).to(device),
+            slot_mapping=to_device(slots),
+            query_start_loc=to_device(starts.astype(np.int32)),
+            seq_lens=to_device(seq.astype(np.int32)),
+            context_lens=to_device(ctx.astype(np.int32)),
+            block_tables=to_device(table),
             max_query_len=int(q.max(initial=0)),
             max_seq_len=int(seq.max(initial=0)),
             block_size=block_size,
@@ -99,33 +107,31 @@ class AttentionMetadata:
         )
 
 
-def _check_lengths(
-    q: np.ndarray, ctx: np.ndarray, tables: list[list[int]], block_size: int
-) -> None:
+def _check_lengths(q: np.ndarray, ctx: np.ndarray, table_lens: np.ndarray, block_size: int) -> None:
     """Reject mismatched list lengths, empty queries and block tables too short."""
-    if not (len(q) == len(ctx) == len(tables)):
+    if not (len(q) == len(ctx) == len(table_lens)):
         raise ValueError(
-            f"query_lens ({len(q)}), context_lens ({len(ctx)}) and block_tables ({len(tables)}) "
+            f"query_lens ({len(q)}), context_lens ({len(ctx)}) and block_tables ({len(table_lens)}) "
             "must have one entry per sequence"
         )
     if len(q) and (q.min() < 1 or ctx.min() < 0):
         raise ValueError("every query_len must be >= 1 and every context_len >= 0")
     needed = -(-(ctx + q) // block_size)
-    short = [s for s, table in enumerate(tables) if len(table) < needed[s]]
-    if short:
-        s = short[0]
+    short = np.flatnonzero(table_lens < needed)
+    if len(short):
+        s = int(short[0])
         raise ValueError(
             f"sequence {s} needs {needed[s]} blocks of {block_size} for {ctx[s] + q[s]} tokens "
-            f"but its block table has {len(tables[s])}"
+            f"but its block table has {table_lens[s]}"
         )
 
 
-def _pad_tables(tables: list[list[int]]) -> np.ndarray:
+def _pad_tables(tables: list[list[int]], lengths: np.ndarray) -> np.ndarray:
     """Block tables as one int32 array, rows padded with 0 (at least one column)."""
-    width = max((len(t) for t in tables), default=1) or 1
+    width = int(lengths.max(initial=0)) or 1
     out = np.zeros((len(tables), width), dtype=np.int32)
-    for row, table in enumerate(tables):
-        out[row, : len(table)] = table
+    flat = np.fromiter(chain.from_iterable(tables), dtype=np.int32, count=int(lengths.sum()))
+    out[np.arange(width) < lengths[:, None]] = flat
     return out
 
 

@@ -98,6 +98,18 @@ class Backend(ABC):
 
         return ModelRunner(config, self, host, model_dir)
 
+    def overlaps_host_and_device(self) -> bool:
+        """True when device work is queued and runs while the host goes on (an accelerator).
+
+        The engine then turns asynchronous scheduling on by default (the host schedules and
+        prepares the next step while the device computes this one, see
+        ``engine/async_scheduling.py``), copies step inputs through pinned host memory without
+        waiting, and brings sampled tokens back with a non-blocking copy and a device event
+        (``torch.Event`` on :meth:`device`). False (the default) for devices that compute
+        synchronously on the host's thread, such as the CPU: there is nothing to overlap.
+        """
+        return False
+
     def synchronize(self) -> None:
         """Wait for queued device work (for timing); a no-op on synchronous devices."""
 

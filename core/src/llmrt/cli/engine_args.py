@@ -37,6 +37,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                        help="host memory for swapped-out KV blocks (with --preemption-mode swap)")
     group.add_argument("--num-threads", type=int, help="CPU threads (default: all allowed cores)")
     group.add_argument("--enforce-eager", action="store_true", help="disable graph capture")
+    group.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
+                       help="schedule the next step while the device runs this one "
+                            "(default: on where the backend overlaps host and device)")
     group.add_argument("--generation-config", default="auto",
                        help="'auto' (the model's generation_config.json), 'none', or a folder")
 
@@ -60,5 +63,6 @@ def engine_config_from_args(args: argparse.Namespace, model: str) -> EngineConfi
         attention_backend=args.attention_backend,
         num_threads=args.num_threads,
         enforce_eager=args.enforce_eager,
+        async_scheduling=getattr(args, "async_scheduling", None),
         plugin_options=dict(vars(args)),
     )

@@ -15,10 +15,12 @@ from typing import Any
 
 from llmrt.backends import select_backend
 from llmrt.config import EngineConfig
+from llmrt.engine.async_scheduling import needs_real_tokens
 from llmrt.engine.beam_search import BeamSearchManager
 from llmrt.engine.kv_sizing import plan_kv_cache
 from llmrt.engine.model_runner import RunnerOutput
 from llmrt.engine.output_processor import OutputProcessor, ParentState
+from llmrt.engine.pending_step import PendingStep
 from llmrt.engine.request import Request, RequestStatus
 from llmrt.engine.validation import RequestValidator
 from llmrt.kv.host_swap import HostSwapSpace
@@ -68,6 +70,9 @@ class LLMEngine:
         self.output_processor = OutputProcessor(self.tokenizer)
         self.beam_search = BeamSearchManager(self.tokenizer)
         self._counter = 0
+        self.async_scheduling = self._choose_async_scheduling()
+        self._pending: tuple[SchedulerOutput, PendingStep] | None = None
+        """The launched step whose tokens are not recorded yet (asynchronous scheduling)."""
         logger.info("ready in %.2f s (%s)", sum(self.timings.values()),
                     ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items()))
 
@@ -96,6 +101,18 @@ class LLMEngine:
                                                host_swap=host_swap)
         scheduler_factory = self.host.schedulers().get(self.config.scheduler.scheduler).value
         self.scheduler = scheduler_factory(self.config.scheduler, self.kv_cache_manager)
+
+    def _choose_async_scheduling(self) -> bool:
+        """The config's choice, else the backend's; only with a scheduler that supports it."""
+        wanted = self.config.async_scheduling
+        if wanted is None:
+            wanted = self.backend.overlaps_host_and_device()
+        supported = hasattr(self.scheduler, "expect_tokens")
+        if wanted and not supported:
+            logger.info("asynchronous scheduling off: scheduler %r does not support it",
+                        self.config.scheduler.scheduler)
+        logger.info("asynchronous scheduling %s", "on" if wanted and supported else "off")
+        return bool(wanted and supported)
 
     def tokenizer_eos(self) -> int | None:
         """The tokenizer's end-of-sequence id, if it has one."""
@@ -161,15 +178,44 @@ class LLMEngine:
             self.scheduler.finish_requests(children, RequestStatus.FINISHED_ABORTED)
 
     def has_unfinished_requests(self) -> bool:
-        """True while any request is waiting or running."""
-        return self.scheduler.has_unfinished_requests()
+        """True while any request is waiting or running, or a launched step is not recorded."""
+        return self.scheduler.has_unfinished_requests() or self._pending is not None
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def step(self) -> list[RequestOutput]:
-        """Run one scheduling step; return outputs of requests that progressed or finished."""
+    def step(self, *, finished_only: bool = False) -> list[RequestOutput]:
+        """Run one scheduling step; return outputs of requests that progressed or finished.
+
+        With asynchronous scheduling the outputs are those of the step launched by the previous
+        call (see ``engine/async_scheduling.py``). ``finished_only`` leaves out the outputs of
+        requests still running (cheaper for callers that only keep final outputs).
+        """
         scheduler_output = self.scheduler.schedule()
-        runner_output = self.runner.execute(scheduler_output)
+        pending = self.runner.launch(scheduler_output)
+        outputs = self._record_pending(finished_only)
+        if self.async_scheduling and not self._must_record_now(scheduler_output):
+            self.scheduler.expect_tokens(scheduler_output)
+            self._pending = (scheduler_output, pending)
+            return outputs
+        return outputs + self._record(scheduler_output, pending.resolve(), finished_only)
+
+    def _record_pending(self, finished_only: bool) -> list[RequestOutput]:
+        """Record the step launched by the previous call, if it is still pending."""
+        if self._pending is None:
+            return []
+        scheduler_output, pending = self._pending
+        self._pending = None
+        return self._record(scheduler_output, pending.resolve(), finished_only)
+
+    def _must_record_now(self, output: SchedulerOutput) -> bool:
+        """Whether a step's tokens must be recorded before the next step is scheduled."""
+        if output.is_empty or self.beam_search.groups:
+            return True
+        return any(needs_real_tokens(c.request) for c in output.scheduled if c.samples)
+
+    def _record(self, scheduler_output: SchedulerOutput, runner_output: RunnerOutput,
+                finished_only: bool) -> list[RequestOutput]:
+        """Record one step's tokens: forks, logprobs, stops, text; the outputs that changed."""
         sampled = runner_output.sampled_token_ids
         self.beam_search.intercept(sampled, runner_output.logprobs)
         forked = self._fork_siblings(scheduler_output, sampled)
@@ -178,7 +224,7 @@ class LLMEngine:
             self.scheduler.append_output_tokens(sibling, tokens)
         updated = self.scheduler.update_from_output(scheduler_output, sampled)
         updated += self._finish_orphaned_siblings(updated)
-        outputs, stopped = self.output_processor.update(updated)
+        outputs, stopped = self.output_processor.update(updated, finished_only)
         if stopped:
             self.scheduler.finish_requests(stopped, RequestStatus.FINISHED_STOPPED)
         return outputs + self.beam_search.advance(self.scheduler)
@@ -209,11 +255,19 @@ class LLMEngine:
         return orphans
 
     def _record_logprobs(self, output: RunnerOutput) -> None:
-        """Attach this step's logprobs to their requests (before finished ones are dropped)."""
+        """Attach this step's logprobs to their requests (before finished ones are dropped).
+
+        A request finished since the step was scheduled (asynchronous scheduling) gets none.
+        """
         for request_id, entry in output.logprobs.items():
-            self.scheduler.get_request(request_id).output_logprobs.append(entry)
+            request = self.scheduler.get_request(request_id)
+            if request is not None and not request.is_finished:
+                request.output_logprobs.append(entry)
         for request_id, (first, entries) in output.prompt_logprobs.items():
-            recorded = self.scheduler.get_request(request_id).prompt_logprobs
+            request = self.scheduler.get_request(request_id)
+            if request is None or request.is_finished:
+                continue
+            recorded = request.prompt_logprobs
             if not recorded:
                 recorded.append(None)
             # After a preemption the prompt is recomputed: keep only positions not yet recorded.

@@ -11,11 +11,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from llmrt.attention.metadata import AttentionMetadata
 from llmrt.backends import Backend
 from llmrt.config import EngineConfig
+from llmrt.engine.pending_step import PendingStep
+from llmrt.engine.transfers import DeviceTransfers
 from llmrt.engine.model_setup import build_layer_context, choose_dtype, resolve_architecture
 from llmrt.model.hf_config import load_hf_config
 from llmrt.model.loader import load_model
@@ -23,7 +26,8 @@ from llmrt.plugins.host import PluginHost
 from llmrt.engine.request import Request
 from llmrt.sample.logits_processing import build_logits_processing
 from llmrt.sample.logprobs import TokenLogprobs, gather_logprobs
-from llmrt.sample.sampler import Sampler, SamplingBatch
+from llmrt.sample.sampler import Sampler
+from llmrt.sample.sampling_setup import SamplingSetup, SamplingSetupCache, build_sampling_setup
 from llmrt.sampling_params import LogprobsMode
 from llmrt.sched.output import ScheduledRequest, SchedulerOutput
 
@@ -62,6 +66,12 @@ class ModelRunner:
         self.dtype = choose_dtype(self.hf_config, config.model.dtype, backend)
         self.block_size = config.cache.block_size
         self.sampler = Sampler()
+        self.transfers = DeviceTransfers(self.device, backend.overlaps_host_and_device())
+        self._setup_cache = SamplingSetupCache()
+        self._last_tokens: torch.Tensor | None = None
+        """The previous step's sampled tokens, on the device (inputs of tokens in flight)."""
+        self._last_rows: dict[str, int] = {}
+        """Row of each request in :attr:`_last_tokens`."""
         self.generators: dict[str, torch.Generator] = {}
         self.logits_processors: dict[str, Any] = {}
         """Plugin logits processors by name, set by the engine."""
@@ -133,22 +143,40 @@ class ModelRunner:
                 to_cache[:, dst.to(to_cache.device)] = from_cache[:, src.to(from_cache.device)].to(to_cache.device)
 
     def _prepare(self, scheduled: list[ScheduledRequest]):
-        """Flatten the batch into input ids, positions and attention metadata."""
-        input_ids: list[int] = []
-        positions: list[int] = []
-        query_lens, context_lens, block_tables, sample_rows = [], [], [], []
+        """Flatten the batch into input ids, positions and attention metadata.
+
+        Returns them with the flat index of each sampling chunk's last token. A chunk's token
+        still in flight (asynchronous scheduling: it starts at the request's known length) is
+        read from the previous step's sampled tokens on the device.
+        """
+        tokens: list[int] = []
+        query_lens, context_lens, block_tables = [], [], []
+        sample_rows: list[int] = []
+        in_flight: list[tuple[int, int]] = []
         for s in scheduled:
-            input_ids += s.request.token_ids_slice(s.start, s.start + s.num_new_tokens)
-            positions += range(s.start, s.start + s.num_new_tokens)
-            query_lens.append(s.num_new_tokens)
-            context_lens.append(s.start)
+            request, start, num_new = s.request, s.start, s.num_new_tokens
+            known = request.num_tokens
+            end = start + num_new
+            if end <= known:
+                tokens += request.token_ids_slice(start, end)
+            else:  # the last token was sampled by the previous step and is still in flight
+                tokens += request.token_ids_slice(start, known)
+                in_flight.append((len(tokens), self._last_rows[request.request_id]))
+                tokens.append(0)
+            query_lens.append(num_new)
+            context_lens.append(start)
             block_tables.append(s.block_ids)
-            if s.samples:
-                sample_rows.append(len(input_ids) - 1)
-        metadata = AttentionMetadata.build(query_lens, context_lens, block_tables, self.block_size, self.device)
-        ids = torch.tensor(input_ids, dtype=torch.long, device=self.device)
-        pos = torch.tensor(positions, dtype=torch.long, device=self.device)
-        return ids, pos, metadata, sample_rows
+            if end >= known:
+                sample_rows.append(len(tokens) - 1)
+        metadata = AttentionMetadata.build(query_lens, context_lens, block_tables, self.block_size, self.device,
+                                           to_device=self.transfers.to_device)
+        ids = self.transfers.to_device(np.asarray(tokens, dtype=np.int64))
+        if in_flight:
+            flat_index, previous_rows = zip(*in_flight)
+            ids[self.transfers.to_device(list(flat_index), torch.long)] = \
+                self._last_tokens[self.transfers.to_device(list(previous_rows), torch.long)]
+        positions = self.transfers.to_device(_positions(query_lens, context_lens, metadata.num_tokens))
+        return ids, positions, metadata, sample_rows
 
     def _generator_for(self, request: Request) -> torch.Generator | None:
         seed = request.sampling_params.seed
@@ -161,24 +189,38 @@ class ModelRunner:
             self.generators[request.request_id] = generator
         return generator
 
-    @torch.inference_mode()
     def execute(self, output: SchedulerOutput) -> RunnerOutput:
-        """Run one step: block moves, the forward pass, prompt logprobs, sampling."""
+        """Run one step and wait for its tokens: :meth:`launch` then :meth:`PendingStep.resolve`."""
+        return self.launch(output).resolve()
+
+    @torch.inference_mode()
+    def launch(self, output: SchedulerOutput) -> PendingStep:
+        """Queue one step: block moves, the forward pass, prompt logprobs, sampling.
+
+        Returns without waiting for the device (where it runs asynchronously); the sampled
+        tokens arrive with :meth:`PendingStep.resolve`. Logprobs, when asked for, are gathered
+        here (that waits for the device).
+        """
         for request_id in output.finished_request_ids:
             self.generators.pop(request_id, None)
         self._move_blocks(output)
         result = RunnerOutput({})
         if output.is_empty:
-            return result
+            return PendingStep(result)
         input_ids, positions, metadata, sample_rows = self._prepare(output.scheduled)
         hidden = self._run_model(input_ids, positions, metadata)
         self._prompt_logprobs(output.scheduled, hidden, metadata.query_start_loc_cpu, result)
+        if not sample_rows:
+            return PendingStep(result)
         sampling = [s.request for s in output.scheduled if s.samples]
-        if sampling:
-            requests, rows = _with_pending_siblings(sampling)
-            logits = self.model.compute_logits(hidden[torch.tensor(sample_rows, device=self.device)])
-            self._sample(requests, logits[torch.tensor(rows, device=self.device)], result)
-        return result
+        requests, rows = _with_pending_siblings(sampling)
+        logits = self.model.compute_logits(hidden[self.transfers.to_device(sample_rows, torch.long)])
+        if len(rows) != len(sampling):
+            logits = logits[self.transfers.to_device(rows, torch.long)]
+        tokens = self._sample(requests, logits, result)
+        self._last_tokens = tokens
+        self._last_rows = {r.request_id: i for i, r in enumerate(requests)}
+        return PendingStep(result, [r.request_id for r in requests], self.transfers.to_host(tokens))
 
     def _run_model(self, input_ids: torch.Tensor, positions: torch.Tensor,
                    metadata: AttentionMetadata) -> torch.Tensor:
@@ -188,37 +230,44 @@ class ModelRunner:
         """
         return self.model(input_ids, positions, metadata)
 
-    def _sample(self, requests: list[Request], logits: torch.Tensor, result: RunnerOutput) -> None:
-        """Process logits, sample one token per request, gather logprobs where asked."""
-        params = [r.sampling_params for r in requests]
-        raw = torch.log_softmax(logits, dim=-1) if any(
-            p.logprobs is not None and p.logprobs_mode == LogprobsMode.RAW for p in params) else None
-        processing = build_logits_processing(requests, logits.shape[-1], self.device)
-        if not processing.is_empty:
-            logits = processing.apply(logits)
-        logits = self._apply_plugin_processors(requests, logits)
-        batch = SamplingBatch.build(params, [self._generator_for(r) for r in requests], self.device)
-        need_probs = any(p.logprobs is not None and p.logprobs_mode == LogprobsMode.PROCESSED for p in params)
-        tokens, probs = self.sampler(logits, batch, need_probs=need_probs)
-        for request, token in zip(requests, tokens.tolist()):
-            result.sampled_token_ids[request.request_id] = [token]
-        wanted = [i for i, p in enumerate(params) if p.logprobs is not None]
-        if not wanted:
-            return
+    def _sampling_setup(self, requests: list[Request]) -> SamplingSetup:
+        return build_sampling_setup(requests, [self._generator_for(r) for r in requests],
+                                    self.transfers.to_device)
+
+    def _sample(self, requests: list[Request], logits: torch.Tensor, result: RunnerOutput) -> torch.Tensor:
+        """Process logits, sample one token per request (a device tensor, returned), and gather
+        logprobs into ``result`` where asked."""
+        setup = self._setup_cache.get(requests, self._sampling_setup)
+        raw = torch.log_softmax(logits, dim=-1) if setup.raw_logprobs else None
+        if setup.needs_processing:
+            processing = build_logits_processing(requests, logits.shape[-1], self.device)
+            if not processing.is_empty:
+                logits = processing.apply(logits)
+        if setup.plugin_processors:
+            logits = self._apply_plugin_processors(requests, logits, setup.plugin_processors)
+        tokens, probs = self.sampler(logits, setup.batch, need_probs=setup.processed_logprobs)
+        if setup.logprob_rows:
+            self._gather_logprobs(requests, setup.logprob_rows, tokens, raw, probs, result)
+        return tokens
+
+    def _gather_logprobs(self, requests: list[Request], wanted: list[int], tokens: torch.Tensor,
+                         raw: torch.Tensor | None, probs: torch.Tensor | None, result: RunnerOutput) -> None:
+        """Logprobs of the chosen tokens (and the top ones) of the rows in ``wanted``."""
+        params = [requests[i].sampling_params for i in wanted]
         index = torch.tensor(wanted, device=self.device)
         if raw is not None and probs is not None:
-            use_raw = torch.tensor([params[i].logprobs_mode == LogprobsMode.RAW for i in wanted], device=self.device)
+            use_raw = torch.tensor([p.logprobs_mode == LogprobsMode.RAW for p in params], device=self.device)
             source = torch.where(use_raw.unsqueeze(1), raw[index], torch.log(probs[index]))
         else:
             source = raw[index] if raw is not None else torch.log(probs[index])
-        entries = gather_logprobs(source, tokens[index], [params[i].logprobs for i in wanted])
+        entries = gather_logprobs(source, tokens[index], [p.logprobs for p in params])
         for i, entry in zip(wanted, entries):
             result.logprobs[requests[i].request_id] = entry
 
-    def _apply_plugin_processors(self, requests: list[Request], logits: torch.Tensor) -> torch.Tensor:
+    def _apply_plugin_processors(self, requests: list[Request], logits: torch.Tensor,
+                                 names: list[str]) -> torch.Tensor:
         """Run each named plugin processor on the rows of the requests that enabled it."""
-        names = {name for r in requests for name in r.sampling_params.logits_processors or ()}
-        for name in sorted(names):
+        for name in names:
             rows = [i for i, r in enumerate(requests) if name in (r.sampling_params.logits_processors or ())]
             index = torch.tensor(rows, device=self.device)
             logits[index] = self.logits_processors[name](logits[index], [requests[i] for i in rows])
@@ -229,8 +278,10 @@ class ModelRunner:
         """Logprobs of each prompt token given the tokens before it, for requests that ask."""
         for index, s in enumerate(scheduled):
             k = s.request.sampling_params.prompt_logprobs
+            if k is None:
+                continue
             last = min(s.start + s.num_new_tokens, s.request.num_prompt_tokens - 1)
-            if k is None or s.start >= last:
+            if s.start >= last:
                 continue
             rows = torch.arange(query_start[index], query_start[index] + last - s.start, device=self.device)
             targets = torch.tensor(s.request.prompt_token_ids[s.start + 1 : last + 1], device=self.device)
@@ -240,6 +291,14 @@ class ModelRunner:
                 part = targets[chunk : chunk + PROMPT_LOGPROBS_CHUNK]
                 entries += gather_logprobs(torch.log_softmax(logits, dim=-1), part, [k] * len(part))
             result.prompt_logprobs[s.request.request_id] = (s.start, entries)
+
+
+def _positions(query_lens: list[int], context_lens: list[int], num_tokens: int) -> np.ndarray:
+    """Absolute position of every flattened token: ``context_len + i`` within each sequence."""
+    q = np.asarray(query_lens, dtype=np.int64)
+    first = np.cumsum(q) - q
+    offsets = np.asarray(context_lens, dtype=np.int64) - first
+    return np.arange(num_tokens, dtype=np.int64) + np.repeat(offsets, q)
 
 
 def _with_pending_siblings(requests: list[Request]) -> tuple[list[Request], list[int]]:

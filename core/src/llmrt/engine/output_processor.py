@@ -80,11 +80,13 @@ class OutputProcessor:
             self.child_to_parent[child.request_id] = (parent, state)
         self.parents[parent.request_id] = parent
 
-    def update(self, requests: list[Request]) -> tuple[list[RequestOutput], list[str]]:
+    def update(self, requests: list[Request], finished_only: bool = False) -> tuple[list[RequestOutput], list[str]]:
         """Process requests that got tokens or finished; returns outputs and stop-string hits.
 
         The second list names child requests a stop string finished: the caller must finish
-        them in the scheduler too.
+        them in the scheduler too. With ``finished_only`` only finished requests get an output
+        (building one copies every generated token, so callers that keep only final outputs
+        skip that cost at each step).
         """
         touched: dict[str, ParentState] = {}
         stopped: list[str] = []
@@ -96,9 +98,12 @@ class OutputProcessor:
             if self._update_sequence(state) and not request.is_finished:
                 stopped.append(request.request_id)
             touched[parent.request_id] = parent
-        outputs = [self._output(parent) for parent in touched.values()]
+        outputs = []
         for parent in touched.values():
-            if parent.finished:
+            finished = parent.finished
+            if finished or not finished_only:
+                outputs.append(self._output(parent))
+            if finished:
                 self._forget(parent)
         return outputs, stopped
 

@@ -70,6 +70,7 @@ class LLM:
         num_threads: int | None = None,
         enforce_eager: bool = False,
         generation_config: str = "auto",
+        async_scheduling: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if trust_remote_code:
@@ -95,6 +96,7 @@ class LLM:
             attention_backend=attention_backend,
             num_threads=num_threads,
             enforce_eager=enforce_eager,
+            async_scheduling=async_scheduling,
         )
         self.llm_engine = LLMEngine(config)
 
@@ -161,7 +163,7 @@ class LLM:
         generated = 0
         with bar:
             while engine.has_unfinished_requests():
-                for output in engine.step():
+                for output in engine.step(finished_only=True):
                     if output.finished:
                         finished[output.request_id] = output
                         generated += sum(len(o.token_ids) for o in output.outputs)

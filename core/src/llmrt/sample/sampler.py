@@ -8,6 +8,7 @@ their own generator, so their tokens do not depend on what else is in the batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,9 +33,19 @@ class SamplingBatch:
 
     @classmethod
     def build(
-        cls, params: list[SamplingParams], generators: list[torch.Generator | None], device: torch.device
+        cls,
+        params: list[SamplingParams],
+        generators: list[torch.Generator | None],
+        device: torch.device | None = None,
+        to_device: Callable[..., torch.Tensor] | None = None,
     ) -> SamplingBatch:
-        """Gather each row's parameters; ``generators[i]`` is row i's seeded generator or None."""
+        """Gather each row's parameters; ``generators[i]`` is row i's seeded generator or None.
+
+        Tensors are made on ``device``, or by ``to_device(values, dtype)`` when given (the model
+        runner passes one that does not wait for the device).
+        """
+        if to_device is None:
+            to_device = lambda values, dtype: torch.tensor(values, dtype=dtype, device=device)  # noqa: E731
         greedy = [p.sampling_type == SamplingType.GREEDY for p in params]
         temperature = [1.0 if g else p.temperature for p, g in zip(params, greedy)]
         top_k = [p.top_k for p in params]
@@ -42,11 +53,11 @@ class SamplingBatch:
         min_p = [p.min_p for p in params]
         random_rows = [i for i, g in enumerate(greedy) if not g]
         return cls(
-            temperature=torch.tensor(temperature, dtype=torch.float32, device=device),
-            top_k=torch.tensor(top_k, dtype=torch.long, device=device),
-            top_p=torch.tensor(top_p, dtype=torch.float32, device=device),
-            min_p=torch.tensor(min_p, dtype=torch.float32, device=device),
-            greedy=torch.tensor(greedy, dtype=torch.bool, device=device),
+            temperature=to_device(temperature, torch.float32),
+            top_k=to_device(top_k, torch.long),
+            top_p=to_device(top_p, torch.float32),
+            min_p=to_device(min_p, torch.float32),
+            greedy=to_device(greedy, torch.bool),
             all_greedy=not random_rows,
             needs_top_k=any(top_k[i] > 0 for i in random_rows),
             needs_top_p=any(top_p[i] < 1.0 for i in random_rows),

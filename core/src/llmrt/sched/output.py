@@ -14,6 +14,9 @@ class ScheduledRequest:
     The tokens are ``request.token_ids_slice(start, start + num_new_tokens)``; their positions
     are ``start ..``; ``block_ids`` is the request's whole block table after allocation. When the
     chunk reaches the end of the request's known tokens, the runner samples one new token.
+    Under asynchronous scheduling a chunk may end one token *past* the known tokens: its last
+    token was sampled by the previous step and is still on its way to the host (the runner
+    reads it from the device), and it samples too.
     """
 
     request: Request
@@ -23,8 +26,9 @@ class ScheduledRequest:
 
     @property
     def samples(self) -> bool:
-        """True when this chunk ends at the request's last known token (a token is sampled)."""
-        return self.start + self.num_new_tokens == self.request.num_tokens
+        """True when this chunk ends at (or, with a token in flight, one past) the request's last
+        known token: a token is sampled. Read it before the step's tokens are recorded."""
+        return self.start + self.num_new_tokens >= self.request.num_tokens
 
 
 @dataclass

@@ -26,6 +26,13 @@ copied back when readmitted (``swap_in``). A victim that does not fit in the swa
 recomputed. A model runner applies, before the forward pass and in this order: ``swap_out``,
 ``swap_in``, ``copy_blocks``. (Swap-outs happen only in steps with a preemption and swap-ins
 only in steps without, so host blocks are never reused within one step.)
+
+Asynchronous scheduling (``engine/async_scheduling.py``): after a step is launched, the engine
+calls :meth:`Scheduler.expect_tokens`; until :meth:`Scheduler.update_from_output` brings that
+step's tokens, each of its sampling requests counts one more token (in flight) and is scheduled
+to compute it; the runner reads the token from the device. A request whose in-flight token is
+sure to end it by length is not scheduled. One that ends by a stop token or string is finished
+when its token arrives, and the token its next step sampled is discarded.
 """
 
 from __future__ import annotations
@@ -67,6 +74,8 @@ class Scheduler:
         self.requests: dict[str, Request] = {}
         """Every unfinished request by id."""
         self._finished_ids: list[str] = []
+        self._in_flight: set[str] = set()
+        """Requests whose last sampled token has not been recorded yet (asynchronous scheduling)."""
         self._pending_reports: list[Request] = []
         """Requests changed outside a step (errors in schedule, appended tokens): reported next."""
         self.num_preemptions = 0
@@ -149,13 +158,20 @@ class Scheduler:
         return request.is_finished
 
     def _record_tokens(self, request: Request, token_ids: list[int]) -> None:
-        """Append tokens up to the first that stops the request; release it if it finished."""
+        """Append tokens up to the first that stops the request; release it if it finished.
+
+        A request preempted while its token was in flight is in the waiting queue.
+        """
+        queued = request.status == RequestStatus.PREEMPTED
         for token in token_ids:
             request.append_output_token(token)
             if check_stop(request, self.config.max_model_len):
                 break
         if request.is_finished:
-            self.running.remove(request)
+            if queued:
+                self.waiting.remove_requests([request])
+            else:
+                self.running.remove(request)
             self._release(request)
 
     def get_request(self, request_id: str) -> Request | None:
@@ -208,8 +224,11 @@ class Scheduler:
             finished with an error.
         """
         updated, self._pending_reports = self._pending_reports, []
+        in_flight = self._in_flight
         for chunk in output.scheduled:
             request = chunk.request
+            if in_flight:
+                in_flight.discard(request.request_id)
             new_tokens = sampled_token_ids.get(request.request_id)
             if request.is_finished or not new_tokens or not chunk.samples:
                 continue
@@ -217,13 +236,23 @@ class Scheduler:
             updated.append(request)
         return updated
 
+    def expect_tokens(self, output: SchedulerOutput) -> None:
+        """Mark the sampling requests of a launched step as having one token in flight.
+
+        Until :meth:`update_from_output` records that step, :meth:`schedule` treats each of
+        them as one token longer (asynchronous scheduling). Call it after the update of the
+        step before.
+        """
+        self._in_flight.update(c.request.request_id for c in output.scheduled
+                               if c.samples and not c.request.is_finished)
+
     # -- scheduling helpers ----------------------------------------------------------------
 
     def _schedule_running(self, output: SchedulerOutput, budget: int) -> int:
         index = 0
         while index < len(self.running) and budget > 0:
             request = self.running[index]
-            num_new = min(request.num_tokens - request.num_computed_tokens, budget)
+            num_new = min(self._num_tokens_to_compute(request), budget)
             if num_new <= 0:
                 index += 1
                 continue
@@ -234,6 +263,17 @@ class Scheduler:
             budget -= num_new
             index += 1
         return budget
+
+    def _num_tokens_to_compute(self, request: Request) -> int:
+        """Known tokens without KV, plus a token in flight unless that token surely ends the
+        request by length (then nothing: it finishes when the token arrives)."""
+        missing = request.num_tokens - request.num_computed_tokens
+        if not self._in_flight or request.request_id not in self._in_flight:
+            return missing
+        if (request.num_output_tokens + 1 >= request.max_tokens
+                or request.num_tokens + 1 >= self.config.max_model_len):
+            return 0
+        return missing + 1
 
     def _allocate_or_preempt(
         self, request: Request, num_new: int, output: SchedulerOutput
@@ -327,6 +367,7 @@ class Scheduler:
     def _release(self, request: Request) -> None:
         """Free a finished request's blocks and forget it (the caller dequeued it)."""
         self.kv_cache_manager.free(request)
+        self._in_flight.discard(request.request_id)
         del self.requests[request.request_id]
         del self._order[request.request_id]
         self._finished_ids.append(request.request_id)

@@ -57,6 +57,10 @@ class CudaBackend(Backend):
         """float32, bfloat16 and float16."""
         return (torch.float32, torch.bfloat16, torch.float16)
 
+    def overlaps_host_and_device(self) -> bool:
+        """Kernels run asynchronously to the host: core overlaps scheduling with them."""
+        return True
+
     def synchronize(self) -> None:
         """Wait for the current stream."""
         torch.cuda.synchronize(self.device())
