@@ -13,9 +13,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip "setuptools>=77" wheel
 
+# --no-build-isolation: plugins/cpu compiles its native kernels against the torch installed first.
 $(VENV)/.installed: $(BIN)/python core/pyproject.toml $(wildcard plugins/*/pyproject.toml) $(DEMO_MODEL)
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet $(PACKAGES) $(if $(DEMO_MODEL),-e ./demo_model)
+	$(BIN)/pip install --quiet --no-build-isolation $(PACKAGES) $(if $(DEMO_MODEL),-e ./demo_model)
 	touch $@
 
 ## install: create .venv with core, every plugin and the demo model

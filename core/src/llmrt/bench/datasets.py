@@ -75,3 +75,35 @@ def custom_requests(path: str, tokenizer: Any, num: int, output_len: int) -> lis
     if not samples:
         raise ValueError(f"{path} holds no prompts")
     return samples
+
+
+# -- the "nano" workload (DESIGN.md section 5) -------------------------------------------------
+
+NANO_NUM_PROMPTS = 256
+NANO_LEN_RANGE = (100, 1024)
+NANO_MAX_TOKEN_ID = 10000
+NANO_TOTALS = (142_827, 133_966)
+"""Prompt and output tokens of the full nano workload; printed so that runs are comparable."""
+
+
+def nano_requests(
+    num: int = NANO_NUM_PROMPTS, len_range: tuple[int, int] = NANO_LEN_RANGE, seed: int = 0
+) -> list[SampleRequest]:
+    """The nano-vllm benchmark: ``num`` prompts of random ids in ``[0, 10000]``, then ``num``
+    output lengths, every length uniform in ``len_range`` (inclusive), from ``Random(seed)``.
+
+    The defaults give the published workload (:data:`NANO_TOTALS`); a smaller ``num`` and
+    range scale its shape down to small machines. EOS must be ignored for the lengths to hold.
+    """
+    rng = random.Random(seed)
+    low, high = len_range
+    prompts = [
+        [rng.randint(0, NANO_MAX_TOKEN_ID) for _ in range(rng.randint(low, high))] for _ in range(num)
+    ]
+    outputs = [rng.randint(low, high) for _ in range(num)]
+    return [SampleRequest(ids, len(ids), out) for ids, out in zip(prompts, outputs, strict=True)]
+
+
+def is_full_nano(num: int, len_range: tuple[int, int], seed: int) -> bool:
+    """Whether these arguments give the published nano workload."""
+    return (num, tuple(len_range), seed) == (NANO_NUM_PROMPTS, NANO_LEN_RANGE, 0)

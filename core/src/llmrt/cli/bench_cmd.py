@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from typing import Any
+
+OFFLINE_BENCHMARKS = ("llmrt.bench.throughput", "llmrt.bench.latency")
+"""Modules with ``add_parser(subparsers) -> (name, runner)``: in-process engine benchmarks."""
+_OFFLINE_RUNNERS: dict[str, Any] = {}
 
 
 def add_parser(subparsers: Any) -> tuple[str, Any]:
@@ -15,6 +20,9 @@ def add_parser(subparsers: Any) -> tuple[str, Any]:
     add_serve_arguments(
         kinds.add_parser("serve", help="send a request load to a server and report latencies")
     )
+    for module_name in OFFLINE_BENCHMARKS:
+        name, runner = importlib.import_module(module_name).add_parser(kinds)
+        _OFFLINE_RUNNERS[name] = runner
     return "bench", run
 
 
@@ -24,5 +32,7 @@ def run(args: argparse.Namespace) -> int:
         from llmrt.bench.serve import main
 
         return main(args)
-    print("llmrt bench: choose a benchmark: serve")
+    if args.bench_command in _OFFLINE_RUNNERS:
+        return _OFFLINE_RUNNERS[args.bench_command](args)
+    print("llmrt bench: choose a benchmark: serve, throughput or latency")
     return 2

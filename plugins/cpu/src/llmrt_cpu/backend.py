@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from llmrt.backends import Availability, Backend, MemoryInfo
-from llmrt_cpu import cpu_info
+from llmrt_cpu import cpu_info, native
 
 if TYPE_CHECKING:
     from llmrt.config import EngineConfig
@@ -33,9 +33,10 @@ class CpuBackend(Backend):
     description = "CPU through PyTorch (oneDNN/MKL matrix products)"
 
     def detect(self) -> Availability:
-        """Always usable; the reason lists the cores and instruction sets found."""
+        """Always usable; the reason lists the cores, instruction sets and kernels in use."""
         isa = ", ".join(cpu_info.instruction_sets()) or "no SIMD extensions detected"
-        return Availability.yes(f"{cpu_info.allowed_cores()} cores of {cpu_info.cpu_model()} ({isa})")
+        return Availability.yes(
+            f"{cpu_info.allowed_cores()} cores of {cpu_info.cpu_model()} ({isa}); {native.status()}")
 
     def device(self) -> torch.device:
         """The host."""
@@ -65,7 +66,13 @@ class CpuBackend(Backend):
         _, available = cpu_info.host_memory()
         return int(min(available * DEFAULT_KV_FRACTION_OF_AVAILABLE, DEFAULT_KV_CAP_BYTES))
 
+    def create_model_runner(self, config: EngineConfig, host: Any, model_dir: str) -> Any:
+        """:class:`llmrt_cpu.model_runner.CpuModelRunner` (lazily zeroed KV cache, short warm-up)."""
+        from llmrt_cpu.model_runner import CpuModelRunner
+
+        return CpuModelRunner(config, self, host, model_dir)
+
     def info(self) -> dict[str, Any]:
-        """Cores, CPU model and instruction sets."""
+        """Cores, CPU model, instruction sets and the kernels in use."""
         return {"cores": cpu_info.allowed_cores(), "cpu": cpu_info.cpu_model(),
-                "isa": cpu_info.instruction_sets()}
+                "isa": cpu_info.instruction_sets(), "kernels": native.status()}

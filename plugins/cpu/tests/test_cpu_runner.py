@@ -1,0 +1,63 @@
+"""The CPU model runner's pieces: lazily zeroed KV cache, oneDNN-packed products, the sampler."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llmrt.sample.sampler import Sampler, SamplingBatch
+from llmrt.sampling_params import SamplingParams
+from llmrt_cpu.linear_packing import PackedLinearMethod, PackedWeight, onednn_available
+from llmrt_cpu.model_runner import CpuModelRunner, lazily_zeroed
+from llmrt_cpu.sampler import CpuSampler, inverse_cdf_sample
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_lazily_zeroed_cache_is_zero_and_writable(dtype):
+    cache = lazily_zeroed((2, 3, 16, 4, 8), dtype)
+    assert cache.shape == (2, 3, 16, 4, 8) and cache.dtype == dtype and cache.is_contiguous()
+    assert not cache.any()
+    cache[1, 2] = 1
+    assert cache.sum().item() == 16 * 4 * 8
+
+
+def test_inverse_cdf_sampling_follows_the_distribution():
+    probs = torch.tensor([[0.1, 0.0, 0.6, 0.3]]).repeat(50_000, 1)
+    tokens = inverse_cdf_sample(probs, torch.rand(probs.shape[0], generator=torch.Generator().manual_seed(0)))
+    frequencies = torch.bincount(tokens, minlength=4).float() / tokens.numel()
+    assert frequencies[1] == 0
+    torch.testing.assert_close(frequencies, probs[0], atol=0.01, rtol=0)
+
+
+def test_seeded_rows_sample_as_core_does():
+    logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(1))
+    params = [SamplingParams(temperature=0.8, seed=7), SamplingParams(temperature=1.0), SamplingParams(seed=9)]
+
+    def batch():
+        generators = [torch.Generator().manual_seed(p.seed) if p.seed is not None else None for p in params]
+        return SamplingBatch.build(params, generators, torch.device("cpu"))
+
+    ours, _ = CpuSampler()(logits, batch())
+    core, _ = Sampler()(logits, batch())
+    assert ours[0] == core[0] and ours[2] == core[2]
+
+
+@pytest.mark.skipif(not onednn_available(), reason="PyTorch without oneDNN")
+@pytest.mark.parametrize("rows", [1, 3, 32])
+def test_packed_weight_matches_f_linear(rows):
+    gen = torch.Generator().manual_seed(2)
+    weight, bias = torch.randn(96, 64, generator=gen), torch.randn(96, generator=gen)
+    x = torch.randn(rows, 64, generator=gen)
+    torch.testing.assert_close(PackedWeight(weight, 1)(x, bias), F.linear(x, weight, bias), rtol=1e-5, atol=1e-4)
+
+
+def test_engine_uses_the_cpu_runner(tmp_path):
+    from llmrt import LLM
+    from llmrt.testing import build_tiny_model
+
+    llm = LLM(model=str(build_tiny_model("llama", tmp_path / "llama")), backend="cpu", dtype="float32")
+    runner = llm.llm_engine.runner
+    assert isinstance(runner, CpuModelRunner) and isinstance(runner.sampler, CpuSampler)
+    methods = [m.quant_method for m in runner.model.modules() if hasattr(m, "quant_method")]
+    assert methods and all(isinstance(m, PackedLinearMethod) for m in methods) == onednn_available()
