@@ -73,7 +73,7 @@ def plugin_dir(tmp_path, monkeypatch):
 
 
 def _load(monkeypatch, *entry_points):
-    monkeypatch.setattr(loader_module.importlib_metadata, "entry_points", lambda group: list(entry_points))
+    monkeypatch.setattr(loader_module, "discover_entry_points", lambda: sorted(entry_points, key=lambda e: e.name))
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     return PluginHost(pm, load_plugins(pm)), pm
@@ -168,3 +168,19 @@ def test_allow_list_and_deny_list(monkeypatch, plugin_dir):
     monkeypatch.setenv("LLMRT_DISABLED_PLUGINS", "llmrt-beta")
     host, _ = _load(monkeypatch, *eps)
     assert [e.key for e in host.backends()] == ["alpha"]
+
+
+def test_a_distribution_with_unreadable_metadata_does_not_stop_discovery(monkeypatch, caplog):
+    class Broken:
+        _path = "/site-packages/half_installed-1.0.dist-info"
+
+        @property
+        def name(self):
+            raise loader_module.importlib_metadata.PackageNotFoundError("No package metadata was found.")
+
+    real = list(loader_module.importlib_metadata.distributions())
+    monkeypatch.setattr(loader_module.importlib_metadata, "distributions", lambda: [Broken(), *real])
+    with caplog.at_level(logging.WARNING, logger="llmrt.plugins"):
+        names = [ep.name for ep in loader_module.discover_entry_points()]
+    assert "cpu" in names
+    assert "half_installed-1.0.dist-info" in caplog.text

@@ -254,7 +254,9 @@ def test_peak_memory_close_to_one_copy_of_the_weights(tmp_path):
     )
     grown, weights = (int(v) for v in out.stdout.split())
     assert weights > 50 * 2**20
-    assert 0.8 * weights < grown < weights + 32 * 2**20, f"peak RSS +{grown}, weights {weights}"
+    # Two copies (a memory-mapped reader) would be 2x; allocator and read-buffer slack varies
+    # with the machine's load, so the bound sits between one copy and two.
+    assert 0.8 * weights < grown < 1.75 * weights, f"peak RSS +{grown}, weights {weights}"
 
 
 def test_layer_range_loads_only_its_layers(llama_dir):

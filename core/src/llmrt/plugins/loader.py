@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import logging
 import os
 import traceback
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from packaging.version import Version
 
 from llmrt.plugins import hookspecs
 from llmrt.plugins.errors import PluginError
+
+logger = logging.getLogger("llmrt.plugins")
 
 ENTRY_POINT_GROUP = "llmrt"
 CORE_PLUGIN_NAME = "core"
@@ -150,10 +153,31 @@ def load_plugins(pm: pluggy.PluginManager) -> LoadResult:
         core = importlib.import_module("llmrt.builtin_plugin")
         version = importlib_metadata.version("llmrt") if _installed("llmrt") else "dev"
         result.loaded.append(register_module(pm, CORE_PLUGIN_NAME, "llmrt", version, core))
-    entry_points = sorted(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-    for entry_point in entry_points:
+    for entry_point in discover_entry_points():
         _load_entry_point(pm, entry_point, result)
     return result
+
+
+def discover_entry_points() -> list:
+    """Entry points of group ``llmrt`` of every installed distribution, sorted by name.
+
+    A distribution whose metadata cannot be read (one being installed or removed right now, or
+    a broken one) is skipped with a warning instead of stopping discovery; where two copies of a
+    distribution are on the path, the first wins, as in ``importlib.metadata``.
+    """
+    found, seen = [], set()
+    for dist in importlib_metadata.distributions():
+        try:
+            name = dist.name
+            entry_points = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        except Exception as exc:  # noqa: BLE001 - metadata errors vary; none may stop discovery
+            logger.warning("skipping a distribution whose metadata cannot be read (%s): %s",
+                           getattr(dist, "_path", "unknown location"), exc)
+            continue
+        if name not in seen:
+            seen.add(name)
+            found += entry_points
+    return sorted(found, key=lambda ep: ep.name)
 
 
 def _installed(distribution: str) -> bool:
