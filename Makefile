@@ -33,7 +33,8 @@ run: install
 
 ## test: install, then run the whole test suite
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m serial $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV)

@@ -11,7 +11,9 @@ import pytest
 from llmrt.testing import build_tiny_model
 
 PACKAGE = Path(__file__).parent / "vendor_backend"
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vendor_backend")]  # one worker installs and removes it
+# It installs into and removes from the shared environment, so it runs alone, after the
+# parallel part of the suite (see the Makefile's test target).
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 def _pip(*args):
