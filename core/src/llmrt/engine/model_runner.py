@@ -130,6 +130,8 @@ class ModelRunner:
 
     def _move_blocks(self, output: SchedulerOutput) -> None:
         """Swap out, swap in, then copy-on-write copies, before the forward pass."""
+        if not (output.swap_out or output.swap_in or output.copy_blocks):
+            return  # the common step: no need to walk the model's layers
         layers = self.model.attention_layers()
         for pairs, source, target in ((output.swap_out, "kv_cache", "host_kv_cache"),
                                       (output.swap_in, "host_kv_cache", "kv_cache"),

@@ -182,61 +182,30 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.engine = EngineStatsCollector(model_name)
         self.registry.register(self.engine)
-        labels = ["model_name"]
-        r = self.registry
-        self.prompt_tokens = _Twin(
-            Counter, "prompt_tokens", "Prefill tokens processed.", r, labelnames=labels
-        ).labels(model_name)
-        self.generation_tokens = _Twin(
-            Counter, "generation_tokens", "Generated tokens.", r, labelnames=labels
-        ).labels(model_name)
-        self.time_to_first_token = _Twin(
-            Histogram,
-            "time_to_first_token_seconds",
-            "Time to first token.",
-            r,
-            labelnames=labels,
-            buckets=_LATENCY_BUCKETS,
-        ).labels(model_name)
-        self.inter_token_latency = _Twin(
-            Histogram,
-            "inter_token_latency_seconds",
-            "Time between tokens.",
-            r,
-            labelnames=labels,
-            buckets=_LATENCY_BUCKETS,
-        ).labels(model_name)
-        self.e2e_latency = _Twin(
-            Histogram,
-            "e2e_request_latency_seconds",
-            "Arrival to last token.",
-            r,
-            labelnames=labels,
-            buckets=_E2E_BUCKETS,
-        ).labels(model_name)
-        self.request_prompt_tokens = _Twin(
-            Histogram,
-            "request_prompt_tokens",
-            "Prompt tokens per request.",
-            r,
-            labelnames=labels,
-            buckets=_TOKEN_BUCKETS,
-        ).labels(model_name)
-        self.request_generation_tokens = _Twin(
-            Histogram,
-            "request_generation_tokens",
-            "Generated tokens per sequence.",
-            r,
-            labelnames=labels,
-            buckets=_TOKEN_BUCKETS,
-        ).labels(model_name)
+        self.prompt_tokens = self._per_model(Counter, "prompt_tokens", "Prefill tokens processed.")
+        self.generation_tokens = self._per_model(Counter, "generation_tokens", "Generated tokens.")
+        self.time_to_first_token = self._per_model(
+            Histogram, "time_to_first_token_seconds", "Time to first token.", buckets=_LATENCY_BUCKETS)
+        self.inter_token_latency = self._per_model(
+            Histogram, "inter_token_latency_seconds", "Time between tokens.", buckets=_LATENCY_BUCKETS)
+        self.e2e_latency = self._per_model(
+            Histogram, "e2e_request_latency_seconds", "Arrival to last token.", buckets=_E2E_BUCKETS)
+        self.request_prompt_tokens = self._per_model(
+            Histogram, "request_prompt_tokens", "Prompt tokens per request.", buckets=_TOKEN_BUCKETS)
+        self.request_generation_tokens = self._per_model(
+            Histogram, "request_generation_tokens", "Generated tokens per sequence.", buckets=_TOKEN_BUCKETS)
         self.request_success = _Twin(
             Counter,
             "request_success",
             "Finished sequences by finish reason.",
-            r,
+            self.registry,
             labelnames=["model_name", "finished_reason"],
         )
+
+    def _per_model(self, kind: Any, name: str, documentation: str, **kwargs: Any) -> Any:
+        """A metric (under both prefixes) labelled with this server's model name."""
+        return _Twin(kind, name, documentation, self.registry, labelnames=["model_name"], **kwargs).labels(
+            self.model_name)
 
     def count_aborted(self, sequences: int) -> None:
         """Count sequences aborted before they finished (client gone, or shutdown)."""
