@@ -1,4 +1,4 @@
-"""The CPU model runner's pieces: lazily zeroed KV cache, oneDNN-packed products, the sampler."""
+"""The CPU model runner's pieces: lazily zeroed KV cache, oneDNN-packed products, the draw op."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from llmrt.sample.sampler import Sampler, SamplingBatch
 from llmrt.sampling_params import SamplingParams
+from llmrt_cpu.sampling import inverse_cdf_sample, sample_categorical
 from llmrt_cpu.linear_packing import PackedLinearMethod, PackedWeight, onednn_available
 from llmrt_cpu.model_runner import CpuModelRunner, lazily_zeroed
-from llmrt_cpu.sampler import CpuSampler, inverse_cdf_sample
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -38,7 +38,7 @@ def test_seeded_rows_sample_as_core_does():
         generators = [torch.Generator().manual_seed(p.seed) if p.seed is not None else None for p in params]
         return SamplingBatch.build(params, generators, torch.device("cpu"))
 
-    ours, _ = CpuSampler()(logits, batch())
+    ours, _ = Sampler(sample_categorical)(logits, batch())
     core, _ = Sampler()(logits, batch())
     assert ours[0] == core[0] and ours[2] == core[2]
 
@@ -58,6 +58,6 @@ def test_engine_uses_the_cpu_runner(tmp_path):
 
     llm = LLM(model=str(build_tiny_model("llama", tmp_path / "llama")), backend="cpu", dtype="float32")
     runner = llm.llm_engine.runner
-    assert isinstance(runner, CpuModelRunner) and isinstance(runner.sampler, CpuSampler)
+    assert isinstance(runner, CpuModelRunner) and runner.sampler.draw is sample_categorical
     methods = [m.quant_method for m in runner.model.modules() if hasattr(m, "quant_method")]
     assert methods and all(isinstance(m, PackedLinearMethod) for m in methods) == onednn_available()

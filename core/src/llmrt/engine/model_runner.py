@@ -84,6 +84,7 @@ class ModelRunner:
         factory = resolve_architecture(self.host, self.hf_config)
         ctx = build_layer_context(self.host, self.config, self.backend, self.hf_config, self.dtype)
         self.model = load_model(self.model_dir, self.hf_config, ctx, factory)
+        self.sampler = Sampler(ctx.ops.sample_categorical)
 
     def weight_bytes(self) -> int:
         """Bytes taken by the model's parameters and buffers."""

@@ -1,7 +1,7 @@
-"""The op table model layers call: names, the signature contract, and :class:`Ops`.
+"""The op table model layers and the sampler call: names, the signature contract, and :class:`Ops`.
 
 An *op* is a small numeric kernel a layer needs (a norm, the rotary embedding, a gated
-activation). Core ships PyTorch reference implementations (:mod:`llmrt.ops.torch_ops`);
+activation) or the sampler's random draw. Core ships PyTorch reference implementations (:mod:`llmrt.ops.torch_ops`);
 a backend plugin registers faster ones through the ``llmrt_register_ops`` hook, and the
 engine resolves one implementation per name into an :class:`Ops` table that every layer
 of the model receives. The signatures documented on :class:`Ops` are the plugin contract.
@@ -19,6 +19,7 @@ OP_NAMES: tuple[str, ...] = (
     "rotary_embedding",
     "silu_and_mul",
     "gelu_tanh_and_mul",
+    "sample_categorical",
 )
 """Every op a model layer may call; a complete :class:`Ops` table has one of each."""
 
@@ -65,6 +66,15 @@ class Ops:
 
     ``gelu_tanh_and_mul(x[..., 2d]) -> Tensor[..., d]``
         ``gelu(x[..., :d], approximate="tanh") * x[..., d:]`` (Gemma's gated MLP).
+
+    ``sample_categorical(logits[N, V] float32, temperature[N] float32) -> LongTensor[N]``
+        One token per row, drawn from ``softmax(logits[i] / temperature[i])``; a row whose
+        temperature is 0 takes its argmax (the first, on ties). Entries of ``-inf`` are never
+        drawn. Randomness comes from PyTorch's default generator (``torch.manual_seed`` makes
+        a run repeatable); any exact method is allowed (the reference races the probabilities
+        against exponential noise; a kernel may take the Gumbel-max of ``logits / t``, or
+        invert the cumulative distribution). The sampler calls it for every random row
+        without a seed of its own; rows with a seed draw from their generator in core.
     """
 
     rms_norm: Callable[..., Any]
@@ -72,6 +82,7 @@ class Ops:
     rotary_embedding: Callable[..., Any]
     silu_and_mul: Callable[..., Any]
     gelu_tanh_and_mul: Callable[..., Any]
+    sample_categorical: Callable[..., Any]
 
     @classmethod
     def from_registry(cls, impls: Mapping[str, Callable[..., Any]]) -> Ops:

@@ -97,12 +97,24 @@ def gelu_tanh_and_mul(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(gate, approximate="tanh") * up
 
 
+def sample_categorical(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """One draw per row from ``softmax(logits / t)`` (argmax where ``t == 0``): an exponential race.
+
+    ``argmax(p / E)`` with ``E ~ Exp(1)`` i.i.d. picks token ``i`` with probability ``p_i``.
+    """
+    greedy = temperature == 0
+    probs = torch.softmax(logits / torch.where(greedy, 1.0, temperature).unsqueeze(1), dim=-1)
+    noise = torch.empty_like(probs).exponential_()
+    return torch.where(greedy, logits.argmax(dim=-1), (probs / noise).argmax(dim=-1))
+
+
 REFERENCE_IMPLS: dict[str, Callable[..., Any]] = {
     "rms_norm": rms_norm,
     "fused_add_rms_norm": fused_add_rms_norm,
     "rotary_embedding": rotary_embedding,
     "silu_and_mul": silu_and_mul,
     "gelu_tanh_and_mul": gelu_tanh_and_mul,
+    "sample_categorical": sample_categorical,
 }
 """The reference implementation of each op, by name."""
 

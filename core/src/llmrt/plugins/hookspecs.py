@@ -114,7 +114,7 @@ def llmrt_register_model_architectures(register: Register) -> None:
 
 @hookspec
 def llmrt_register_ops(register: Register) -> None:
-    """Contribute implementations of the ops that model layers call.
+    """Contribute implementations of the ops that model layers and the sampler call.
 
     Called once before a model is built. Core registers its PyTorch reference ops for every
     backend; a backend plugin registers faster versions for itself. This is how a vendor

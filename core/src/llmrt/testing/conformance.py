@@ -87,6 +87,29 @@ class BackendConformance:
         torch.testing.assert_close(ops.silu_and_mul(gate_up), torch_ops.silu_and_mul(gate_up), **tol)
         torch.testing.assert_close(ops.gelu_tanh_and_mul(gate_up), torch_ops.gelu_tanh_and_mul(gate_up), **tol)
 
+    def test_sample_categorical_draws_the_distribution(self, backend):
+        """Chi-square at p = 0.001 over 8 tokens (one masked), greedy rows, a long vocabulary."""
+        draw = resolve_ops(get_plugin_host(), backend.name).sample_categorical
+        device, rows = backend.device(), 40_000
+        logits = torch.tensor([2.0, 1.5, 1.0, 0.5, 0.0, float("-inf"), -1.0, -2.0], device=device)
+        temperature = torch.full((rows,), 0.7, device=device)
+        temperature[::4] = 0.0  # every fourth row greedy
+        torch.manual_seed(0)
+        tokens = draw(logits.repeat(rows, 1), temperature).cpu()
+        assert tokens.dtype == torch.long and tokens.shape == (rows,)
+        assert torch.all(tokens[::4] == 0), "greedy rows must take the argmax"
+        random_rows = torch.ones(rows, dtype=torch.bool)
+        random_rows[::4] = False
+        counts = torch.bincount(tokens[random_rows], minlength=8).double()
+        assert counts[5] == 0, "an entry at -inf was drawn"
+        expected = torch.softmax(logits.cpu().double() / 0.7, 0) * counts.sum()
+        support = expected > 0
+        statistic = float(((counts[support] - expected[support]) ** 2 / expected[support]).sum())
+        assert statistic < 24.32, f"chi-square {statistic:.1f} over 6 df; counts {counts.tolist()}"
+        wide = torch.full((3, 200_003), -30.0, device=device)
+        wide[torch.arange(3), torch.tensor([5, 100_000, 200_002])] = 30.0  # one token holds all mass
+        assert draw(wide, torch.tensor([1.0, 0.0, 2.0], device=device)).tolist() == [5, 100_000, 200_002]
+
     def test_attention_matches_core_reference(self, backend):
         name, factory = resolve_attention(get_plugin_host(), backend.name, None)
         device, dtype = backend.device(), self.dtypes[0]

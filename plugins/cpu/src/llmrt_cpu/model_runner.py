@@ -2,7 +2,6 @@
 
 - Unquantized matrix products run on oneDNN with prepacked weights
   (:mod:`llmrt_cpu.linear_packing`).
-- Random sampling of unseeded rows draws by inverse CDF (:mod:`llmrt_cpu.sampler`).
 - The KV cache is allocated zero-filled but untouched (anonymous memory on huge pages): pages
   are only backed by memory once a block is written, so a generous ``--kv-cache-memory`` costs
   resident memory only as far as requests actually use it, and allocating it takes no time.
@@ -21,7 +20,6 @@ import torch
 
 from llmrt.engine.model_runner import ModelRunner
 from llmrt_cpu.linear_packing import pack_linear_layers
-from llmrt_cpu.sampler import CpuSampler
 
 WARMUP_TOKENS = 16
 """Prompt tokens of the startup pass that stands in for profiling."""
@@ -54,10 +52,6 @@ def lazily_zeroed(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
 
 class CpuModelRunner(ModelRunner):
     """:class:`ModelRunner` for the ``cpu`` backend (see the module docstring)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.sampler = CpuSampler()
 
     def load_model(self) -> None:
         """Build and load the model, then pack its matrix products for oneDNN."""

@@ -29,7 +29,10 @@ def llmrt_register_backends(register: Register) -> None:
 
 @hookimpl
 def llmrt_register_ops(register: Register) -> None:
-    """Native norms, rotary embedding and SiLU-and-mul for the ``cpu`` backend."""
+    """The inverse-CDF draw, and native norms, rotary embedding and SiLU-and-mul, for ``cpu``."""
+    from llmrt_cpu.sampling import sample_categorical
+
+    register("sample_categorical", sample_categorical, backend="cpu")
     if native.kernels() is None:
         logger.warning("cpu backend: %s", native.status())
         return

@@ -21,7 +21,7 @@ def attention_name(backend: str) -> str:
 
 def triton_op_impls() -> dict[str, Callable]:
     """``{op_name: impl}`` for every op in :data:`llmrt.ops.OP_NAMES` that has a Triton kernel."""
-    from llmrt_triton import activation, norm, rotary
+    from llmrt_triton import activation, norm, rotary, sampling
 
     return {
         "rms_norm": norm.rms_norm,
@@ -29,6 +29,7 @@ def triton_op_impls() -> dict[str, Callable]:
         "rotary_embedding": rotary.rotary_embedding,
         "silu_and_mul": activation.silu_and_mul,
         "gelu_tanh_and_mul": activation.gelu_tanh_and_mul,
+        "sample_categorical": sampling.sample_categorical,
     }
 
 

@@ -1,0 +1,71 @@
+"""``sample_categorical`` in one pass over the logits: the Gumbel-max trick.
+
+``argmax_i(logits_i / t + G_i)`` with ``G_i = -log(-log(U_i))`` i.i.d. Gumbel noise is a draw
+from ``softmax(logits / t)`` (the same race as core's ``argmax(p / E)``, taken in log space),
+so no softmax, no normalizer and no noise tensor is ever materialized: each program reads one
+chunk of one row once, makes its uniform numbers with Philox from a per-call seed, and keeps
+the best score; a tiny reduction over chunks picks the row's token. Rows with ``t == 0`` add
+no noise (argmax; the lowest index on ties, as ``torch.argmax``).
+
+The seed is drawn from PyTorch's default CPU generator, so ``torch.manual_seed`` makes runs
+repeatable and nothing waits for the device.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+CHUNK = 4096
+"""Vocabulary entries per program (a 152k vocabulary gives 38 programs per row)."""
+BLOCK = 1024
+
+
+@triton.jit
+def _gumbel_max_kernel(
+    logits_ptr, temperature_ptr, best_ptr, index_ptr, vocab, stride_row, num_chunks, seed,
+    CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Program ``(row, chunk)``: the best noisy score of ``CHUNK`` entries and its index."""
+    row = tl.program_id(0)
+    chunk = tl.program_id(1)
+    t = tl.load(temperature_ptr + row)
+    greedy = t == 0.0
+    inv_t = 1.0 / tl.where(greedy, 1.0, t)
+    best = tl.full((BLOCK,), float("-inf"), tl.float32)
+    best_index = tl.zeros((BLOCK,), tl.int32)
+    base = logits_ptr + row.to(tl.int64) * stride_row
+    for start in range(chunk * CHUNK, tl.minimum(chunk * CHUNK + CHUNK, vocab), BLOCK):
+        cols = start + tl.arange(0, BLOCK)
+        valid = cols < vocab
+        x = tl.load(base + cols, mask=valid, other=float("-inf")).to(tl.float32)
+        u = tl.rand(seed, row * vocab + cols)  # Philox: one stream per (row, column)
+        score = tl.where(greedy, x, x * inv_t - tl.log(-tl.log(u)))
+        score = tl.where(valid, score, float("-inf"))
+        better = score > best  # strict: each lane keeps its first (lowest) index on ties
+        best = tl.where(better, score, best)
+        best_index = tl.where(better, cols, best_index)
+    top = tl.max(best, axis=0)
+    first = tl.min(tl.where(best == top, best_index, vocab), axis=0)
+    tl.store(best_ptr + row * num_chunks + chunk, top)
+    tl.store(index_ptr + row * num_chunks + chunk, first)
+
+
+def sample_categorical(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """See ``sample_categorical`` in :class:`llmrt.ops.Ops`."""
+    rows, vocab = logits.shape
+    if logits.stride(-1) != 1:
+        logits = logits.contiguous()
+    num_chunks = triton.cdiv(vocab, CHUNK)
+    best = torch.empty((rows, num_chunks), dtype=torch.float32, device=logits.device)
+    index = torch.empty((rows, num_chunks), dtype=torch.int32, device=logits.device)
+    if rows == 0:
+        return torch.empty(0, dtype=torch.long, device=logits.device)
+    seed = int(torch.randint(0, 2**31 - 1, (1,)))
+    _gumbel_max_kernel[(rows, num_chunks)](
+        logits, temperature.to(torch.float32), best, index, vocab, logits.stride(0), num_chunks, seed,
+        CHUNK=CHUNK, BLOCK=BLOCK, num_warps=4,
+    )
+    # argmax over chunks takes the first best chunk, so ties still resolve to the lowest index
+    return index.gather(1, best.argmax(dim=1, keepdim=True)).squeeze(1).long()
