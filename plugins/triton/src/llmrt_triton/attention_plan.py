@@ -78,5 +78,8 @@ def prompt_tiles(
     tile_seq = np.repeat(np.arange(len(lens), dtype=np.int32), counts)
     first_tile = np.cumsum(counts) - counts
     tile_start = (np.arange(int(counts.sum())) - np.repeat(first_tile, counts)) * tokens_per_tile
-    table = torch.from_numpy(np.stack([tile_seq, tile_start.astype(np.int32)])).to(device)
+    table = torch.from_numpy(np.stack([tile_seq, tile_start.astype(np.int32)]))
+    if device.type != "cpu":  # a pageable copy would wait for every kernel already queued
+        table = table.pin_memory()
+    table = table.to(device, non_blocking=True)
     return table[0], table[1]
