@@ -68,6 +68,14 @@ def _run(llm, prompts, params) -> tuple[float, int]:
     return time.perf_counter() - start, sum(len(o.outputs[0].token_ids) for o in outputs)
 
 
+def _traced(llm, prompts, params, label: str) -> None:
+    """One more run of the workload under the GPU tracer (``--trace``): prints ``TRACE {...}``."""
+    from gpu_trace import gpu_trace
+
+    with gpu_trace(label):
+        _run(llm, prompts, params)
+
+
 def _sync() -> None:
     import torch
 
@@ -104,6 +112,8 @@ def llmrt_nano(args) -> None:
         async_scheduling=llm.llm_engine.async_scheduling,
         profile=_profile(profiler),
     )
+    if args.trace:
+        _traced(llm, prompts, params, "nano")
 
 
 class StepProfiler:
@@ -183,6 +193,8 @@ def llmrt_latency(args) -> None:
         tok_s=round(args.output_len / median, 1),
         eager=args.enforce_eager,
     )
+    if args.trace:
+        _traced(llm, prompts, params, "latency")
 
 
 def llmrt_throughput(args) -> None:
@@ -354,6 +366,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="time each part of the engine step")
+    parser.add_argument("--trace", action="store_true",
+                        help="after the timed run, run once more under the GPU tracer (gpu_trace.py)")
     parser.add_argument(
         "--decode-config", help="BLOCK_N,WARPS,STAGES of the decode attention launch (tuning runs)"
     )

@@ -3,21 +3,31 @@
 # kernels), logging everything to $OUT and ending with the RESULT lines. From the repository root:
 #   bash plugins/cuda/benchmarks/gpu_run.sh tests nano llama startup
 # The machine has every dependency but importlib_metadata: carry its wheel in .whl/ (pip download
-# importlib_metadata==8.7.0 -d .whl). Random models are written to /dev/shm/models.
+# importlib_metadata==8.7.0 -d .whl), and the transformers wheel the CPU suite uses beside it
+# (pip download --no-deps transformers==5.24.0 -d .whl). Random models go to /dev/shm/models.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/whl .whl/*.whl || exit 1
+# A transformers wheel in .whl/ (the version the CPU suite uses) replaces the image's as the
+# reference, unless it cannot import there.
+if ! PYTHONPATH=/tmp/whl python3 -c "import transformers.models.gemma2.modeling_gemma2" 2>/dev/null; then
+  echo "the carried transformers does not import here: using the image's" | tee "$OUT/transformers.txt"
+  rm -rf /tmp/whl/transformers /tmp/whl/transformers-*
+fi
 PYTHONPATH=/tmp/whl:$(python3 plugins/cuda/benchmarks/dev_env.py /tmp/llmrt-site core plugins/triton plugins/cuda plugins/rocm)
 export PYTHONPATH
 BENCH="python3 plugins/cuda/benchmarks/bench.py"
 MODELS=/dev/shm/models
+model() { # model NAME: write the random checkpoint once per machine
+  [ -f "$MODELS/$1/config.json" ] || python3 plugins/cuda/benchmarks/random_models.py "$1" "$MODELS/$1" >/dev/null
+}
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/results.txt"; }
 bench() { # bench SECONDS ARGS...: one benchmark process, its RESULT line kept
   local limit=$1; shift
   log "bench $*"
-  timeout "$limit" $BENCH "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -E "^RESULT|Error|error:|CUDA memory|CUDA graphs|KV cache: [0-9]|ready in" | tee -a "$OUT/results.txt"
+  timeout "$limit" $BENCH "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -E "^RESULT|^TRACE|Error|error:|CUDA memory|CUDA graphs|KV cache: [0-9]|ready in" | tee -a "$OUT/results.txt"
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/results.txt"
@@ -34,18 +44,19 @@ for phase in "$@"; do
       log "tests"
       timeout 120 python3 -m pytest -q -n 4 -p no:cacheprovider plugins/triton/tests plugins/cuda/tests 2>&1 | tee "$OUT/tests.log" | tail -25 | tee -a "$OUT/results.txt" ;;
     nano)
-      python3 plugins/cuda/benchmarks/random_models.py qwen3-0.6b $MODELS/qwen3-0.6b >/dev/null
-      bench 150 llmrt-nano $MODELS/qwen3-0.6b --profile
+      model qwen3-0.6b
+      bench 150 llmrt-nano $MODELS/qwen3-0.6b --trace
       bench 70 hf-nano $MODELS/qwen3-0.6b --num-prompts 16 ;;
     kernels)
       timeout 120 python3 plugins/cuda/benchmarks/decode_attention_bench.py 2>&1 | tee -a "$OUT/results.txt" ;;
     startup)
+      model qwen3-0.6b
       bench 45 llmrt-startup $MODELS/qwen3-0.6b ;;
     llama)
-      python3 plugins/cuda/benchmarks/random_models.py llama3-8b $MODELS/llama3-8b >/dev/null
-      bench 90 llmrt-latency $MODELS/llama3-8b --input-len 128 --output-len 256
+      model llama3-8b
+      bench 90 llmrt-latency $MODELS/llama3-8b --input-len 128 --output-len 256 --trace
       bench 60 hf-latency $MODELS/llama3-8b --input-len 128 --output-len 256
-      bench 140 llmrt-throughput $MODELS/llama3-8b --num-prompts 1000 --input-len 256 --output-len 256 --profile
+      bench 140 llmrt-throughput $MODELS/llama3-8b --num-prompts 1000 --input-len 256 --output-len 256
       bench 80 hf-throughput $MODELS/llama3-8b --num-prompts 32 --input-len 256 --output-len 256 ;;
   esac
 done
