@@ -6,6 +6,7 @@
   are only backed by memory once a block is written, so a generous ``--kv-cache-memory`` costs
   resident memory only as far as requests actually use it. The first blocks (up to
   :data:`PREFAULT_BYTES`) are written once at startup, where the block pool hands out first.
+- Freed host memory stays in the process between steps (:mod:`llmrt_cpu.host_memory`).
 - The profiling pass is a short warm-up: host memory is not profiled (the CPU's KV cache is
   sized in GiB, see :meth:`CpuBackend.kv_cache_budget_bytes`), so a forward pass of the
   largest batch would only delay startup.
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from llmrt.engine.model_runner import ModelRunner
+from llmrt_cpu.host_memory import keep_freed_memory
 from llmrt_cpu.linear_packing import pack_linear_layers
 
 WARMUP_TOKENS = 16
@@ -60,6 +62,10 @@ def lazily_zeroed(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
 
 class CpuModelRunner(ModelRunner):
     """:class:`ModelRunner` for the ``cpu`` backend (see the module docstring)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        keep_freed_memory()
 
     def load_model(self) -> None:
         """Build and load the model, then pack its matrix products for oneDNN."""
