@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -15,6 +16,23 @@ from llmrt.testing import build_tiny_model
 def model_dir(tmp_path_factory):
     """A tiny Qwen3 whose vocabulary covers the nano workload's ids (0..10000)."""
     return str(build_tiny_model("qwen3", tmp_path_factory.mktemp("qwen3"), vocab_size=10240))
+
+
+@pytest.fixture(autouse=True)
+def _restore_gc():
+    """``llmrt bench`` freezes the heap and raises gc thresholds for its process: undo that here."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+def test_bench_freezes_the_startup_heap(model_dir, tmp_path):
+    gc.unfreeze()
+    code = main(["--log-level", "WARNING", "bench", "latency", "--model", model_dir, "--backend", "cpu",
+                 "--input-len", "4", "--output-len", "2", "--num-iters-warmup", "0", "--num-iters", "1",
+                 "--output-json", str(tmp_path / "latency.json")])
+    assert code == 0 and gc.get_freeze_count() > 0 and gc.get_threshold()[2] >= 1000
 
 
 def test_nano_workload_has_the_published_totals():

@@ -82,12 +82,14 @@ def sample_requests(args: argparse.Namespace, tokenizer: Any) -> list[SampleRequ
 
 def build_engine(args: argparse.Namespace) -> tuple[Any, float]:
     """The engine the engine arguments describe, and the seconds it took to be ready."""
-    from llmrt.engine.llm_engine import LLMEngine
+    from llmrt.engine.llm_engine import LLMEngine, freeze_startup_heap
     from llmrt.entrypoints.llm import default_model
 
     start = time.perf_counter()
     engine = LLMEngine(engine_config_from_args(args, args.model or default_model()))
-    return engine, time.perf_counter() - start
+    ready = time.perf_counter() - start
+    freeze_startup_heap()
+    return engine, ready
 
 
 def run_to_completion(engine: Any, requests: list[SampleRequest], detokenize: bool = True,

@@ -7,6 +7,7 @@ chosen and why, what memory was measured, how many KV blocks fit, and how long e
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Iterator
@@ -34,6 +35,9 @@ from llmrt.sampling_params import SamplingParams
 from llmrt.sched.output import SchedulerOutput
 
 logger = logging.getLogger("llmrt.engine")
+
+FULL_COLLECTION_FACTORS = (100, 1000)
+"""gc thresholds 1 and 2 after :func:`freeze_startup_heap` (Python's defaults are 10 and 10)."""
 
 
 class LLMEngine:
@@ -289,3 +293,19 @@ def _generation_defaults(config: EngineConfig, model_dir: str) -> dict[str, Any]
     if source == "none":
         return {}
     return load_generation_defaults(model_dir if source == "auto" else source)
+
+
+def freeze_startup_heap() -> None:
+    """Keep the garbage collector's long pauses out of a process's one engine.
+
+    A full collection walks every tracked object: after startup (torch, transformers, the model)
+    hundreds of thousands, 50-70 ms during which no step is launched and an accelerator idles
+    (measured on the nano workload: 3 full collections, 171 ms of pauses in 7 s). This exempts
+    every object alive now from collection and makes full collections of later objects rare;
+    young ones are still collected as usual. Long-lived engine processes (the server's engine
+    process, ``llmrt bench``) call it once their engine is ready; ``LLM`` does not, since its
+    callers may build and drop several engines in one process.
+    """
+    gc.freeze()
+    young, _, _ = gc.get_threshold()
+    gc.set_threshold(young, FULL_COLLECTION_FACTORS[0], FULL_COLLECTION_FACTORS[1])

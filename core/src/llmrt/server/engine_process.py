@@ -192,9 +192,10 @@ def run_engine_core(sock: socket.socket) -> int:
         return 1
     engine = None
     try:
-        from llmrt.engine.llm_engine import LLMEngine
+        from llmrt.engine.llm_engine import LLMEngine, freeze_startup_heap
 
         engine = LLMEngine(msgspec.convert(first.config, EngineConfig))
+        freeze_startup_heap()
         io.send(ready_message(engine))
         EngineCoreLoop(engine, io).run()
         engine.shutdown("finished")
