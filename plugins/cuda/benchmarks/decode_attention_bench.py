@@ -23,11 +23,15 @@ from llmrt_triton.paged_attention import TritonPagedAttention
 CONFIGS = [
     (64, 4, 2),
     (64, 4, 3),
+    (64, 4, 4),
     (64, 8, 3),
     (128, 4, 3),
+    (128, 4, 4),
+    (128, 4, 5),
     (128, 8, 3),
     (32, 4, 4),
     (128, 8, 4),
+    (256, 4, 3),
     (256, 8, 3),
 ]
 SHAPES = [

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One device call: set up, then run the phases named as arguments (tests nano llama startup
-# kernels), logging everything to $OUT and ending with the RESULT lines. From the repository root:
+# One device call: set up, then run the phases named as arguments (tests nano nano-llmrt tune
+# llama latency startup kernels), logging everything to $OUT and ending with the RESULT lines. From the repository root:
 #   bash plugins/cuda/benchmarks/gpu_run.sh tests nano llama startup
 # The machine has every dependency but importlib_metadata: carry its wheel in .whl/ (pip download
 # importlib_metadata==8.7.0 -d .whl), and the transformers wheel the CPU suite uses beside it
@@ -47,6 +47,17 @@ for phase in "$@"; do
       model qwen3-0.6b
       bench 150 llmrt-nano $MODELS/qwen3-0.6b --trace
       bench 70 hf-nano $MODELS/qwen3-0.6b --num-prompts 16 ;;
+    nano-llmrt)  # llmrt alone (no peer), three runs in one process, the last traced
+      model qwen3-0.6b
+      bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace ;;
+    tune)  # nano with each decode-attention launch configuration (BLOCK_N,WARPS,STAGES)
+      model qwen3-0.6b
+      for config in ${DECODE_CONFIGS:-128,4,3 64,4,3 128,8,3}; do
+        bench 150 llmrt-nano $MODELS/qwen3-0.6b --decode-config $config
+      done ;;
+    latency)  # 8B batch 1, llmrt alone, traced
+      model llama3-8b
+      bench 90 llmrt-latency $MODELS/llama3-8b --input-len 128 --output-len 256 --trace ;;
     kernels)
       timeout 120 python3 plugins/cuda/benchmarks/decode_attention_bench.py 2>&1 | tee -a "$OUT/results.txt" ;;
     startup)

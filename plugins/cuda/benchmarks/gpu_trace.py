@@ -10,6 +10,7 @@ kernels are.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import time
 from collections import defaultdict
@@ -24,12 +25,37 @@ TOP_KERNELS = 12
 @contextlib.contextmanager
 def gpu_trace(label: str) -> Iterator[None]:
     """Profile the GPU during the block; print the summary afterwards."""
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        start = time.perf_counter()
-        yield
-        torch.cuda.synchronize()
-        wall = time.perf_counter() - start
-    print("TRACE " + json.dumps(summarize(prof, wall, label)), flush=True)
+    pauses = _GcPauses()
+    gc.callbacks.append(pauses)
+    try:
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            start = time.perf_counter()
+            yield
+            torch.cuda.synchronize()
+            wall = time.perf_counter() - start
+    finally:
+        gc.callbacks.remove(pauses)
+    print("TRACE " + json.dumps({**summarize(prof, wall, label), "gc": pauses.summary()}), flush=True)
+
+
+class _GcPauses:
+    """Python's garbage-collector pauses (a host stall the GPU may wait for)."""
+
+    def __init__(self) -> None:
+        self.count, self.total, self.longest, self._start = [0, 0, 0], 0.0, 0.0, 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._start
+        self.count[info["generation"]] += 1
+        self.total += pause
+        self.longest = max(self.longest, pause)
+
+    def summary(self) -> dict:
+        return {"collections": self.count, "total_ms": round(1e3 * self.total, 2),
+                "longest_ms": round(1e3 * self.longest, 2)}
 
 
 def summarize(prof: profile, wall_s: float, label: str) -> dict:
