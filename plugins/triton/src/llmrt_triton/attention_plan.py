@@ -34,16 +34,16 @@ class LaunchConfig:
 def decode_config(group: int, head_size: int) -> LaunchConfig:
     """Tiles of one token (all ``group`` query heads of a kv head): at least 16 rows for ``tl.dot``.
 
-    128 keys per step and 3 stages; 4 warps for groups of up to 2 query heads (little work per
-    key), 8 above. Measured (plugins/cuda/benchmarks/NOTES.md): on an H200 the kernel alone at
-    the shapes of Qwen3-0.6B (group 2) with 256 sequences of 100-1500 tokens, Llama-3-8B (group
-    4) with 256 of 256-512 and Llama-3-8B batch 1; on an H100 the nano workload end to end.
-    Heads over 128 take 32 keys per step, so that three stages fit in shared memory.
+    128 keys per step, 4 warps, 3 stages: the fastest or within 1% of it of twelve
+    configurations measured alone on an H100 (plugins/cuda/benchmarks/NOTES.md) at the shapes of
+    Qwen3-0.6B (group 2) with 256 sequences of 100-1500 tokens and Llama-3-8B (group 4) with 256
+    of 256-512, and 2.8% faster than 8 warps on the nano workload end to end. Heads over 128
+    take 32 keys per step, so that three stages fit in shared memory.
     """
     block_m = max(16, triton.next_power_of_2(group))
     if head_size > 128:
         return LaunchConfig(block_m, 32, 4, 3)
-    return LaunchConfig(block_m, 128, 4 if group <= 2 else 8, 3)
+    return LaunchConfig(block_m, 128, 4, 3)
 
 
 def prompt_config(group: int, head_size: int) -> LaunchConfig:
