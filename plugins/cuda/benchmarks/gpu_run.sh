@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call: set up, then run the phases named as arguments (tests nano nano-llmrt tune
-# llama latency startup kernels), logging everything to $OUT and ending with the RESULT lines. From the repository root:
+# llama latency throughput startup kernels), logging everything to $OUT and ending with the
+# RESULT lines. From the repository root:
 #   bash plugins/cuda/benchmarks/gpu_run.sh tests nano llama startup
 # The machine has every dependency but importlib_metadata: carry its wheel in .whl/ (pip download
 # importlib_metadata==8.7.0 -d .whl), and the transformers wheel the CPU suite uses beside it
@@ -58,6 +59,9 @@ for phase in "$@"; do
     latency)  # 8B batch 1, llmrt alone, traced
       model llama3-8b
       bench 90 llmrt-latency $MODELS/llama3-8b --input-len 128 --output-len 256 --trace ;;
+    throughput)  # 8B 1000 x 256/256, llmrt alone
+      model llama3-8b
+      bench 140 llmrt-throughput $MODELS/llama3-8b --num-prompts 1000 --input-len 256 --output-len 256 ;;
     kernels)
       timeout 120 python3 plugins/cuda/benchmarks/decode_attention_bench.py 2>&1 | tee -a "$OUT/results.txt" ;;
     startup)

@@ -68,3 +68,21 @@ def test_triton_kernels_are_registered_for_cuda():
             assert ops.find((name, backend)) is not None, (name, backend)
         assert host.attention_backends().get(f"triton-{backend}").meta["backends"] == (backend,)
     assert host.graph_capture().find("cuda") is not None
+
+
+def test_warm_up_step_runs_on_any_runner(tmp_path):
+    """The startup warm-up (a mixed prompt-chunk + decode batch, both samplers) on the CPU runner."""
+    from llmrt import LLM
+    from llmrt.testing import build_tiny_model
+    from llmrt_cuda.model_runner import CudaModelRunner
+
+    llm = LLM(model=str(build_tiny_model("qwen3", tmp_path / "qwen3")), backend="cpu", dtype="float32")
+    runner = llm.llm_engine.runner
+    calls = []
+    model = runner.model
+    runner.model = lambda *args: calls.append(args[2]) or model(*args)
+    runner.model.compute_logits = model.compute_logits
+    CudaModelRunner._warm_up(runner, llm.llm_engine.num_blocks)
+    (metadata,) = calls
+    chunk = llm.llm_engine.config.scheduler.max_num_batched_tokens - 3
+    assert metadata.query_start_loc_cpu == [0, chunk, chunk + 1, chunk + 2, chunk + 3]

@@ -37,7 +37,7 @@ def _dot(a, b, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
     return tl.dot(a, b, input_precision=PRECISION)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["stride_bt", "num_splits"])  # vary step to step: one compile
 def _paged_attention_kernel(
     q_ptr,
     k_cache_ptr,
@@ -157,7 +157,7 @@ def _paged_attention_kernel(
         )
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_splits"])
 def _reduce_splits_kernel(
     part_out_ptr,
     part_stats_ptr,
