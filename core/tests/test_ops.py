@@ -219,3 +219,32 @@ def test_rotary_embedding_cache_and_unsupported_types():
         RotaryEmbedding(32, 100, {"rope_type": "dynamic", "rope_theta": 1e4, "factor": 2.0}, ctx)
     with pytest.raises(ValueError, match="unsupported rope type 'longrope'"):
         RotaryEmbedding(32, 100, {"rope_type": "longrope", "rope_theta": 1e4}, ctx)
+
+
+def test_composed_op_uses_the_backends_own_primitives():
+    """A backend that fuses nothing gets qk_norm_rotary_embedding from its rms_norm and rotary."""
+    from llmrt.ops import COMPOSED_OPS
+    from llmrt.ops import torch_ops
+
+    calls = []
+
+    def norm(*args):
+        calls.append("rms_norm")
+        return torch_ops.rms_norm(*args)
+
+    def rotary(*args):
+        calls.append("rotary_embedding")
+        return torch_ops.rotary_embedding(*args)
+
+    composed = COMPOSED_OPS["qk_norm_rotary_embedding"]({"rms_norm": norm, "rotary_embedding": rotary})
+    head, positions = 8, torch.tensor([0, 3])
+    q, k = torch.randn(2, 4 * head, generator=_gen()), torch.randn(2, 2 * head, generator=_gen())
+    weights = torch.randn(head, generator=_gen()), torch.randn(head, generator=_gen())
+    cache = torch.randn(16, head, generator=_gen())
+    got = composed(positions, q, k, *weights, 1e-6, 0.0, True, cache, head, True)
+    assert calls == ["rms_norm", "rms_norm", "rotary_embedding"]
+    qn = torch_ops.rms_norm(q.view(2, 4, head), weights[0], 1e-6).view(2, -1)
+    kn = torch_ops.rms_norm(k.view(2, 2, head), weights[1], 1e-6).view(2, -1)
+    expected = torch_ops.rotary_embedding(positions, qn, kn, cache, head, True)
+    torch.testing.assert_close(got[0], expected[0], rtol=0, atol=0)
+    torch.testing.assert_close(got[1], expected[1], rtol=0, atol=0)

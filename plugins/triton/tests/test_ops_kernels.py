@@ -84,6 +84,30 @@ def test_rotary(kernels, device, dtype, neox, rot_dim):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("neox", [True, False])
+@pytest.mark.parametrize("rot_dim", [32, 16])
+@pytest.mark.parametrize("offset,cast_first", [(0.0, True), (1.0, False)])
+def test_qk_norm_rotary(kernels, device, dtype, neox, rot_dim, offset, cast_first):
+    rotary = kernels[1]
+    head, tokens = 32, 5
+    qkv = torch.randn(tokens, (4 + 2 + 2) * head, dtype=dtype, device=device) * 3
+    q, k, v = qkv.split([4 * head, 2 * head, 2 * head], dim=-1)
+    v0 = v.clone()
+    wq, wk = torch.randn(head, dtype=dtype, device=device), torch.randn(head, dtype=dtype, device=device)
+    positions = torch.tensor([0, 5, 1, 63, 7], device=device)
+    cache = _cos_sin(64, rot_dim, dtype, device)
+    args = (wq, wk, 1e-6, offset, cast_first, cache, head, neox)
+    eq, ek = torch_ops.REFERENCE_IMPLS["qk_norm_rotary_embedding"](positions, q.clone(), k.clone(), *args)
+    gq, gk = rotary.qk_norm_rotary_embedding(positions, q, k, *args)
+    # Four roundings to the dtype in a row: one ulp apart in a few places (the interpreter
+    # truncates instead of rounding), so twice the single-op tolerance below float32.
+    tol = TOL[dtype] if dtype == torch.float32 else {k: 2 * v for k, v in TOL[dtype].items()}
+    torch.testing.assert_close(gq, eq, **tol)
+    torch.testing.assert_close(gk, ek, **tol)
+    assert torch.equal(v, v0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gated_activations(kernels, device, dtype):
     activation = kernels[2]
     x = torch.randn(3, 5, 2 * 48, dtype=dtype, device=device) * 3

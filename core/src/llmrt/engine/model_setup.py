@@ -16,7 +16,7 @@ from llmrt.backends import Backend
 from llmrt.config import EngineConfig
 from llmrt.model.context import LayerContext
 from llmrt.model.hf_config import config_dtype, resolve_dtype
-from llmrt.ops.interface import OP_NAMES, Ops
+from llmrt.ops.interface import COMPOSED_OPS, OP_NAMES, Ops
 from llmrt.plugins.errors import PluginError
 from llmrt.plugins.host import PluginHost
 
@@ -53,11 +53,19 @@ def choose_dtype(hf_config: Any, requested: str, backend: Backend) -> torch.dtyp
 
 
 def resolve_ops(host: PluginHost, backend_name: str) -> Ops:
-    """Each op's implementation for ``backend_name``, falling back to the generic one."""
+    """Each op's implementation for ``backend_name``, falling back to the generic one.
+
+    A composed op (:data:`llmrt.ops.COMPOSED_OPS`) the backend does not implement itself is
+    built from the primitives resolved for it, not taken from core's generic reference.
+    """
     registry = host.ops()
     impls = {}
     for name in OP_NAMES:
-        entry = registry.find((name, backend_name)) or registry.find((name, None))
+        entry = registry.find((name, backend_name))
+        if entry is None and name in COMPOSED_OPS:
+            impls[name] = COMPOSED_OPS[name](impls)
+            continue
+        entry = entry or registry.find((name, None))
         if entry is None:
             raise PluginError(f"no plugin provides op {name!r} for backend {backend_name!r}")
         impls[name] = entry.value

@@ -132,14 +132,10 @@ class DecoderAttention(nn.Module):
         """``[T, H] -> [T, H]``."""
         q, k, v = self.qkv_proj(hidden).split(self.split_sizes, dim=-1)
         if self.q_norm is not None:
-            q = self._per_head(self.q_norm, q)
-            k = self._per_head(self.k_norm, k)
-        q, k = self.rotary_emb(positions, q, k)
+            q, k = self.rotary_emb.with_qk_norm(positions, q, k, self.q_norm, self.k_norm)
+        else:
+            q, k = self.rotary_emb(positions, q, k)
         return self.o_proj(self.attn(q, k, v, metadata))
-
-    def _per_head(self, norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
-        """Apply ``norm`` over each head's ``head_size`` channels."""
-        return norm(x.reshape(x.shape[0], -1, self.head_size)).reshape(x.shape[0], -1)
 
 
 class DecoderMLP(nn.Module):

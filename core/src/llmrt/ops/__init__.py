@@ -4,6 +4,6 @@
 holds the PyTorch reference implementations core registers for every backend.
 """
 
-from llmrt.ops.interface import OP_NAMES, Ops
+from llmrt.ops.interface import COMPOSED_OPS, OP_NAMES, Ops
 
-__all__ = ["OP_NAMES", "Ops"]
+__all__ = ["COMPOSED_OPS", "OP_NAMES", "Ops"]

@@ -19,6 +19,7 @@ OP_NAMES: tuple[str, ...] = (
     "rotary_embedding",
     "silu_and_mul",
     "gelu_tanh_and_mul",
+    "qk_norm_rotary_embedding",
     "sample_categorical",
 )
 """Every op a model layer may call; a complete :class:`Ops` table has one of each."""
@@ -67,6 +68,17 @@ class Ops:
     ``gelu_tanh_and_mul(x[..., 2d]) -> Tensor[..., d]``
         ``gelu(x[..., :d], approximate="tanh") * x[..., d:]`` (Gemma's gated MLP).
 
+    ``qk_norm_rotary_embedding(positions, query[T, Hq*D], key[T, Hk*D], q_weight[D],
+    k_weight[D], eps, weight_offset, cast_before_weight, cos_sin_cache, head_size,
+    is_neox_style) -> (query, key)``
+        ``rms_norm`` over each head's ``D`` channels (``q_weight`` for the query heads,
+        ``k_weight`` for the key heads; ``eps``, ``weight_offset``, ``cast_before_weight`` as in
+        ``rms_norm``), then ``rotary_embedding``: the attention inputs of models with per-head
+        q/k norms (Qwen3, Gemma 3), with the numerics of the two ops in sequence. A *composed*
+        op: a backend that registers no implementation of its own gets its own ``rms_norm`` and
+        ``rotary_embedding`` in sequence (:func:`compose_qk_norm_rotary`); one that fuses them
+        saves two launches per layer. May write into ``query`` and ``key`` and return them.
+
     ``sample_categorical(logits[N, V] float32, temperature[N] float32) -> LongTensor[N]``
         One token per row, drawn from ``softmax(logits[i] / temperature[i])``; a row whose
         temperature is 0 takes its argmax (the first, on ties). Entries of ``-inf`` are never
@@ -82,6 +94,7 @@ class Ops:
     rotary_embedding: Callable[..., Any]
     silu_and_mul: Callable[..., Any]
     gelu_tanh_and_mul: Callable[..., Any]
+    qk_norm_rotary_embedding: Callable[..., Any]
     sample_categorical: Callable[..., Any]
 
     @classmethod
@@ -106,6 +119,28 @@ class Ops:
         """A copy with some ops swapped (e.g. a test wrapping one op to count calls)."""
         current = {f.name: getattr(self, f.name) for f in fields(self)}
         return Ops.from_registry({**current, **impls})
+
+
+def compose_qk_norm_rotary(rms_norm: Callable[..., Any], rotary_embedding: Callable[..., Any]) -> Callable[..., Any]:
+    """``qk_norm_rotary_embedding`` from a backend's ``rms_norm`` and ``rotary_embedding``."""
+
+    def qk_norm_rotary_embedding(positions, query, key, q_weight, k_weight, eps, weight_offset,
+                                 cast_before_weight, cos_sin_cache, head_size, is_neox_style):
+        def per_head(x, weight):
+            heads = x.reshape(x.shape[0], -1, head_size)
+            return rms_norm(heads, weight, eps, weight_offset, cast_before_weight).reshape(x.shape[0], -1)
+
+        return rotary_embedding(positions, per_head(query, q_weight), per_head(key, k_weight),
+                                cos_sin_cache, head_size, is_neox_style)
+
+    return qk_norm_rotary_embedding
+
+
+COMPOSED_OPS: dict[str, Callable[[Mapping[str, Callable[..., Any]]], Callable[..., Any]]] = {
+    "qk_norm_rotary_embedding": lambda ops: compose_qk_norm_rotary(ops["rms_norm"], ops["rotary_embedding"]),
+}
+"""Ops a backend may leave out: each is built from the backend's primitives (listed earlier in
+:data:`OP_NAMES`) unless the backend registers its own."""
 
 
 assert tuple(f.name for f in fields(Ops)) == OP_NAMES, "Ops fields must follow OP_NAMES"

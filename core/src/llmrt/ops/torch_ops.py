@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from llmrt.ops.interface import Ops
+from llmrt.ops.interface import Ops, compose_qk_norm_rotary
 
 
 def rms_norm(
@@ -114,6 +114,7 @@ REFERENCE_IMPLS: dict[str, Callable[..., Any]] = {
     "rotary_embedding": rotary_embedding,
     "silu_and_mul": silu_and_mul,
     "gelu_tanh_and_mul": gelu_tanh_and_mul,
+    "qk_norm_rotary_embedding": compose_qk_norm_rotary(rms_norm, rotary_embedding),
     "sample_categorical": sample_categorical,
 }
 """The reference implementation of each op, by name."""

@@ -118,7 +118,10 @@ def llmrt_register_ops(register: Register) -> None:
 
     Called once before a model is built. Core registers its PyTorch reference ops for every
     backend; a backend plugin registers faster versions for itself. This is how a vendor
-    replaces a layer's computation without patching core.
+    replaces a layer's computation without patching core. A composed op
+    (:data:`llmrt.ops.COMPOSED_OPS`, e.g. ``qk_norm_rotary_embedding``) that a backend does not
+    register is built from the backend's own primitives, so registering it is only worth it
+    for a fused kernel.
 
     :param register: call ``register(op_name, impl, backend="cpu")``. ``op_name`` is one of
         :data:`llmrt.ops.OP_NAMES`; ``impl`` has the signature documented on

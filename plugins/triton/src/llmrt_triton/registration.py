@@ -27,6 +27,7 @@ def triton_op_impls() -> dict[str, Callable]:
         "rms_norm": norm.rms_norm,
         "fused_add_rms_norm": norm.fused_add_rms_norm,
         "rotary_embedding": rotary.rotary_embedding,
+        "qk_norm_rotary_embedding": rotary.qk_norm_rotary_embedding,
         "silu_and_mul": activation.silu_and_mul,
         "gelu_tanh_and_mul": activation.gelu_tanh_and_mul,
         "sample_categorical": sampling.sample_categorical,

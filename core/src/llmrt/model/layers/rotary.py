@@ -56,6 +56,15 @@ class RotaryEmbedding(nn.Module):
             positions, query, key, self.cos_sin_cache, self.head_size, self.is_neox_style
         )
 
+    def with_qk_norm(
+        self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor, q_norm: Any, k_norm: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-head ``q_norm`` / ``k_norm`` (:class:`RMSNorm` layers), then the rotation, in one op."""
+        return self.ops.qk_norm_rotary_embedding(
+            positions, query, key, q_norm.weight, k_norm.weight, q_norm.eps, q_norm.weight_offset,
+            q_norm.cast_before_weight, self.cos_sin_cache, self.head_size, self.is_neox_style,
+        )
+
     def extra_repr(self) -> str:
         max_pos = self.cos_sin_cache.shape[0]
         return f"type={self.rope_type}, rot_dim={self.rotary_dim}, max_pos={max_pos}"
