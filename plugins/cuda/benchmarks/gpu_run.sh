@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: set up, then run the phases named as arguments (tests nano nano-llmrt tune
-# llama latency throughput startup kernels), logging everything to $OUT and ending with the
+# llama latency throughput throughput-512 startup kernels), logging everything to $OUT and ending with the
 # RESULT lines. From the repository root:
 #   bash plugins/cuda/benchmarks/gpu_run.sh tests nano llama startup
 # The machine has every dependency but importlib_metadata: carry its wheel in .whl/ (pip download
@@ -62,6 +62,10 @@ for phase in "$@"; do
     throughput)  # 8B 1000 x 256/256, llmrt alone
       model llama3-8b
       bench 140 llmrt-throughput $MODELS/llama3-8b --num-prompts 1000 --input-len 256 --output-len 256 ;;
+    throughput-512)  # the same with decode batches of up to 512 and 16k-token steps
+      model llama3-8b
+      bench 140 llmrt-throughput $MODELS/llama3-8b --num-prompts 1000 --input-len 256 --output-len 256 \
+        --max-num-seqs 512 --max-num-batched-tokens 16384 ;;
     kernels)
       timeout 120 python3 plugins/cuda/benchmarks/decode_attention_bench.py 2>&1 | tee -a "$OUT/results.txt" ;;
     startup)
