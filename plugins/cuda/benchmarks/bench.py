@@ -392,12 +392,18 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=1, help="nano: timed runs in the process")
     parser.add_argument("--profile", action="store_true", help="time each part of the engine step")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="skip the CUDA runner's startup warm-up step (to measure what it saves)")
     parser.add_argument("--trace", action="store_true",
                         help="after the timed run, run once more under the GPU tracer (gpu_trace.py)")
     parser.add_argument(
         "--decode-config", help="BLOCK_N,WARPS,STAGES of the decode attention launch (tuning runs)"
     )
     args = parser.parse_args()
+    if args.no_warm_up:
+        from llmrt_cuda.model_runner import CudaModelRunner
+
+        CudaModelRunner._warm_up = lambda self, num_blocks: None
     if args.decode_config:
         _override_decode_config(*map(int, args.decode_config.split(",")))
     COMMANDS[args.command](args)

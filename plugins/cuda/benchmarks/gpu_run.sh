@@ -46,7 +46,7 @@ for phase in "$@"; do
       timeout 120 python3 -m pytest -q -n 4 -p no:cacheprovider plugins/triton/tests plugins/cuda/tests 2>&1 | tee "$OUT/tests.log" | tail -25 | tee -a "$OUT/results.txt" ;;
     nano)
       model qwen3-0.6b
-      bench 150 llmrt-nano $MODELS/qwen3-0.6b --trace
+      bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace
       bench 70 hf-nano $MODELS/qwen3-0.6b --num-prompts 16 ;;
     nano-llmrt)  # llmrt alone (no peer), three runs in one process, the last traced
       model qwen3-0.6b
@@ -66,6 +66,13 @@ for phase in "$@"; do
       model llama3-8b
       bench 140 llmrt-throughput $MODELS/llama3-8b --num-prompts 1000 --input-len 256 --output-len 256 \
         --max-num-seqs 512 --max-num-batched-tokens 16384 ;;
+    warm-up)  # the startup warm-up step on and off (graph vs eager steps, batch-1 latency)
+      model qwen3-0.6b
+      model llama3-8b
+      for flag in "" --no-warm-up; do
+        bench 100 llmrt-nano $MODELS/qwen3-0.6b --num-prompts 32 --profile $flag
+        bench 90 llmrt-latency $MODELS/llama3-8b --input-len 128 --output-len 256 $flag
+      done ;;
     kernels)
       timeout 120 python3 plugins/cuda/benchmarks/decode_attention_bench.py 2>&1 | tee -a "$OUT/results.txt" ;;
     startup)

@@ -72,6 +72,7 @@ def test_triton_kernels_are_registered_for_cuda():
 
 def test_warm_up_step_runs_on_any_runner(tmp_path):
     """The startup warm-up (a mixed prompt-chunk + decode batch, both samplers) on the CPU runner."""
+    pytest.importorskip("llmrt_cpu", reason="runs the warm-up on the CPU backend (llmrt-cpu)")
     from llmrt import LLM
     from llmrt.testing import build_tiny_model
     from llmrt_cuda.model_runner import CudaModelRunner
@@ -86,3 +87,17 @@ def test_warm_up_step_runs_on_any_runner(tmp_path):
     (metadata,) = calls
     chunk = llm.llm_engine.config.scheduler.max_num_batched_tokens - 3
     assert metadata.query_start_loc_cpu == [0, chunk, chunk + 1, chunk + 2, chunk + 3]
+
+
+def test_steps_a_graph_covers_replay_it():
+    from types import SimpleNamespace
+
+    from llmrt_cuda.model_runner import CudaModelRunner
+
+    replayed = []
+    graphs = SimpleNamespace(can_run=lambda metadata: metadata == "decode",
+                             run=lambda *args: replayed.append(args) or "graph")
+    runner = SimpleNamespace(graphs=graphs, model=lambda *args: "eager")
+    assert CudaModelRunner._run_model(runner, "ids", "positions", "decode") == "graph"
+    assert CudaModelRunner._run_model(runner, "ids", "positions", "prompt") == "eager"
+    assert replayed == [("ids", "positions", "decode")]

@@ -123,3 +123,11 @@ class CudaModelRunner(ModelRunner):
             batch = SamplingBatch.build(rows, [None] * len(rows), self.device)
             self.sampler(logits[: len(rows)], batch)
         self.backend.synchronize()
+
+    def _run_model(
+        self, input_ids: torch.Tensor, positions: torch.Tensor, metadata: AttentionMetadata
+    ) -> torch.Tensor:
+        """Replay a decode graph when one covers the step, else run the model eagerly."""
+        if self.graphs is not None and self.graphs.can_run(metadata):
+            return self.graphs.run(input_ids, positions, metadata)
+        return self.model(input_ids, positions, metadata)
