@@ -72,6 +72,10 @@ def resolve_ops(host: PluginHost, backend_name: str) -> Ops:
     return Ops.from_registry(impls)
 
 
+def _value(entry: Any) -> Any:
+    return entry.value if entry is not None else None
+
+
 def _serves(entry: Any, backend_name: str) -> bool:
     backends = entry.meta.get("backends")
     return backends is None or backend_name in backends
@@ -122,6 +126,7 @@ def build_layer_context(
         ops=resolve_ops(host, backend.name),
         attention_factory=attention_factory,
         quant_method_factory=resolve_quantization(host, config, hf_config, backend.name),
+        linear_method_factory=_value(host.linear_methods().find(backend.name)),
         dtype=dtype,
         device=backend.device(),
     )

@@ -26,6 +26,8 @@ class LayerContext:
       layer whose checkpoint name prefix is ``prefix`` (e.g.
       ``"model.layers.0.self_attn.qkv_proj"``), so a method may leave some layers unquantized;
       ``None`` means every layer is unquantized.
+    - ``linear_method_factory(prefix) -> QuantMethod``: the backend's method for unquantized
+      layers and the LM head (``llmrt_register_linear_methods``); ``None``: core's ``F.linear``.
     - ``dtype``, ``device``: of parameters, buffers and activations.
     - ``tp_rank``, ``tp_size``: this process's tensor-parallel rank and the group's size.
     - ``communicator``: collectives across the tensor-parallel group (an
@@ -40,14 +42,21 @@ class LayerContext:
     tp_rank: int = 0
     tp_size: int = 1
     communicator: DeviceCommunicator | None = None
+    linear_method_factory: Callable[[str], QuantMethod] | None = None
 
     def quant_method(self, prefix: str) -> QuantMethod:
         """The quantization method of the linear layer named ``prefix`` (default: unquantized)."""
         if self.quant_method_factory is None:
-            from llmrt.model.layers.linear import UnquantizedLinearMethod
-
-            return UnquantizedLinearMethod()
+            return self.unquantized_method(prefix)
         return self.quant_method_factory(prefix)
+
+    def unquantized_method(self, prefix: str) -> QuantMethod:
+        """The backend's method for the unquantized layer named ``prefix``, else ``F.linear``."""
+        if self.linear_method_factory is not None:
+            return self.linear_method_factory(prefix)
+        from llmrt.model.layers.linear import UnquantizedLinearMethod
+
+        return UnquantizedLinearMethod()
 
     def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over the tensor-parallel group (identity when ``tp_size == 1``)."""

@@ -160,6 +160,23 @@ def llmrt_register_quantization_methods(register: Register) -> None:
 
 
 @hookspec
+def llmrt_register_linear_methods(register: Register) -> None:
+    """Contribute how a backend runs unquantized matrix products (linear layers and the LM head).
+
+    Called once before a model is built. Without one, layers use core's
+    :class:`llmrt.model.layers.linear.UnquantizedLinearMethod` (``F.linear``). A backend whose
+    products run faster on a repacked copy of the weights (the CPU's oneDNN layout, for example)
+    registers a :class:`llmrt.model.layers.QuantMethod` that repacks them in
+    ``process_weights_after_loading``. Quantized checkpoints use their quantization method.
+
+    :param register: call ``register(backend_name, factory)``; ``factory(prefix)`` returns a new
+        method for the layer whose checkpoint name prefix is ``prefix`` (``"lm_head"`` for the
+        output projection, which shares the embedding's weight when they are tied).
+    :return: nothing.
+    """
+
+
+@hookspec
 def llmrt_register_graph_capture(register: Register) -> None:
     """Contribute graph capture (CUDA graphs, HIP graphs, XLA compilation) for a backend.
 

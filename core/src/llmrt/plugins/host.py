@@ -86,6 +86,10 @@ class PluginHost:
         """Quantization method factories by name (metadata: backends)."""
         return self._collect("llmrt_register_quantization_methods", "quantization method", _first)
 
+    def linear_methods(self) -> Registry[Any]:
+        """Unquantized linear-method factories by backend name."""
+        return self._collect("llmrt_register_linear_methods", "linear method", _first)
+
     def graph_capture(self) -> Registry[Any]:
         """Graph-capture factories by backend name."""
         return self._collect("llmrt_register_graph_capture", "graph capture", _first)

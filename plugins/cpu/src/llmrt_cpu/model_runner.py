@@ -1,7 +1,5 @@
-"""CpuModelRunner: core's model runner with matrix products and host memory handled for CPUs.
+"""CpuModelRunner: core's model runner with the KV cache and host memory handled for CPUs.
 
-- Unquantized matrix products run on oneDNN with prepacked weights
-  (:mod:`llmrt_cpu.linear_packing`).
 - The KV cache is allocated zero-filled but untouched (anonymous memory on huge pages): pages
   are only backed by memory once a block is written, so a generous ``--kv-cache-memory`` costs
   resident memory only as far as requests actually use it. The first blocks (up to
@@ -22,7 +20,6 @@ import torch
 
 from llmrt.engine.model_runner import ModelRunner
 from llmrt_cpu.host_memory import keep_freed_memory
-from llmrt_cpu.linear_packing import pack_linear_layers
 
 WARMUP_TOKENS = 16
 """Prompt tokens of the startup pass that stands in for profiling."""
@@ -66,11 +63,6 @@ class CpuModelRunner(ModelRunner):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         keep_freed_memory()
-
-    def load_model(self) -> None:
-        """Build and load the model, then pack its matrix products for oneDNN."""
-        super().load_model()
-        pack_linear_layers(self.model)
 
     def allocate_kv_cache(self, num_blocks: int, num_host_blocks: int = 0) -> None:
         """Each attention layer's cache (and swap space, if asked), zero-filled lazily, then the

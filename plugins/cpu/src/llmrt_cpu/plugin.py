@@ -1,4 +1,4 @@
-"""Entry point of the ``llmrt-cpu`` plugin: the CPU backend, its native ops and attention.
+"""Entry point of the ``llmrt-cpu`` plugin: the CPU backend, its native ops, attention and products.
 
 The ops and the attention implementation are registered only when the native kernels load
 (:mod:`llmrt_cpu.native`); otherwise the ``cpu`` backend runs on core's PyTorch reference
@@ -40,6 +40,15 @@ def llmrt_register_ops(register: Register) -> None:
 
     for name, impl in NATIVE_OPS.items():
         register(name, impl, backend="cpu")
+
+
+@hookimpl
+def llmrt_register_linear_methods(register: Register) -> None:
+    """Unquantized products on oneDNN with packed weights, where PyTorch has oneDNN."""
+    from llmrt_cpu.linear_packing import PackedLinearMethod, onednn_available
+
+    if onednn_available():
+        register("cpu", PackedLinearMethod)
 
 
 @hookimpl

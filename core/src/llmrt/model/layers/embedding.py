@@ -93,10 +93,12 @@ class ParallelLMHead(VocabParallelEmbedding):
         shared = tied_to.weight if tied_to is not None else None
         super().__init__(num_embeddings, embedding_dim, ctx, shared_weight=shared)
         self.tied = tied_to is not None
+        self.quant_method = ctx.unquantized_method("lm_head")
+        """Runs the product (the backend's unquantized method, which may repack after loading)."""
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits over the whole vocabulary, in the model dtype."""
-        logits = F.linear(hidden, self.weight)
+        logits = self.quant_method.apply(self, hidden, None)
         if self.ctx.tp_size > 1:
             logits = self.ctx.all_gather(logits, dim=-1)
         return logits[..., : self.num_embeddings]
