@@ -51,6 +51,9 @@ for phase in "$@"; do
     nano-llmrt)  # llmrt alone (no peer), three runs in one process, the last traced
       model qwen3-0.6b
       bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace ;;
+    nano-first)  # the first run traced (where its extra time goes), then a second run
+      model qwen3-0.6b
+      bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace-first ;;
     tune)  # nano with each decode-attention launch configuration (BLOCK_N,WARPS,STAGES)
       model qwen3-0.6b
       for config in ${DECODE_CONFIGS:-128,4,3 64,4,3 128,8,3}; do

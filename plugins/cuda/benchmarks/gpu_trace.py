@@ -20,6 +20,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 TOP_KERNELS = 12
+LONGEST_GAPS = 12
 
 
 @contextlib.contextmanager
@@ -100,10 +101,15 @@ def _gaps(intervals: list[tuple[int, int, str]]) -> dict:
                else "100us-1ms" if gap < 1e6 else ">1ms")
         bins[key] += 1
         sums[key] += gap / 1e6
-    longest = sorted(found, reverse=True)[:6]
+    longest = sorted(found, reverse=True)[:LONGEST_GAPS]
+    waiting: dict[str, float] = defaultdict(float)  # idle time (gaps over 20 us) by the next kernel
+    for gap, _, after in found:
+        if gap >= 2e4:
+            waiting[after] += gap / 1e6
     return {
         "count": bins,
         "total_ms": {k: round(v, 2) for k, v in sums.items()},
+        "idle_ms_before": {k: round(v, 1) for k, v in sorted(waiting.items(), key=lambda kv: -kv[1])[:8]},
         "longest": [{"us": round(g / 1e3, 1), "after": a, "before": b} for g, a, b in longest],
     }
 
