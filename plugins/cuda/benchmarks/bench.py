@@ -167,13 +167,23 @@ class StepProfiler:
         self._wrap(engine.output_processor, "update", "update")
         forward = self._wrap(runner, "_run_model", "forward")
         graphs = getattr(runner, "graphs", None)
+        replay = graphs.run if graphs is not None else None
+
+        def replayed(*args):  # counts actual replays, not steps a graph could have covered
+            self.steps["graph"] += 1
+            return replay(*args)
 
         def counted(ids, positions, metadata):
-            kind = "graph" if graphs is not None and graphs.can_run(metadata) else "eager"
-            self.steps[kind] += 1
+            self.steps["eager"] += 1
             return forward(ids, positions, metadata)
 
+        if graphs is not None:
+            graphs.run = replayed
         runner._run_model = counted
+
+    def summary_steps(self) -> dict:
+        """Graph replays and eager forward passes."""
+        return {"graph": self.steps["graph"], "eager": self.steps["eager"] - self.steps["graph"]}
 
     def _wrap(self, owner, name: str, part: str):
         inner = getattr(owner, name)
@@ -191,7 +201,7 @@ class StepProfiler:
     def summary(self) -> dict:
         total = sum(self.seconds.values())
         return {
-            "steps": self.steps,
+            "steps": self.summary_steps(),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "share": {k: round(v / total, 3) for k, v in self.seconds.items()} if total else {},
         }
