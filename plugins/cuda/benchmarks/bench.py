@@ -157,7 +157,7 @@ class StepProfiler:
 
     def __init__(self, llm) -> None:
         self.seconds: dict[str, float] = {}
-        self.steps = {"graph": 0, "eager": 0}
+        self.forwards = {"all": 0, "graph": 0}
         engine, runner = llm.llm_engine, llm.llm_engine.runner
         self._wrap(engine.scheduler, "schedule", "schedule")
         self._wrap(runner, "_prepare", "prepare")
@@ -170,11 +170,11 @@ class StepProfiler:
         replay = graphs.run if graphs is not None else None
 
         def replayed(*args):  # counts actual replays, not steps a graph could have covered
-            self.steps["graph"] += 1
+            self.forwards["graph"] += 1
             return replay(*args)
 
         def counted(ids, positions, metadata):
-            self.steps["eager"] += 1
+            self.forwards["all"] += 1
             return forward(ids, positions, metadata)
 
         if graphs is not None:
@@ -183,7 +183,7 @@ class StepProfiler:
 
     def summary_steps(self) -> dict:
         """Graph replays and eager forward passes."""
-        return {"graph": self.steps["graph"], "eager": self.steps["eager"] - self.steps["graph"]}
+        return {"graph": self.forwards["graph"], "eager": self.forwards["all"] - self.forwards["graph"]}
 
     def _wrap(self, owner, name: str, part: str):
         inner = getattr(owner, name)
