@@ -68,6 +68,7 @@ def test_triton_kernels_are_registered_for_cuda():
             assert ops.find((name, backend)) is not None, (name, backend)
         assert host.attention_backends().get(f"triton-{backend}").meta["backends"] == (backend,)
     assert host.graph_capture().find("cuda") is not None
+    assert host.linear_methods().find("cuda").value.__name__ == "GemvLinearMethod"
 
 
 def test_warm_up_step_runs_on_any_runner(tmp_path):

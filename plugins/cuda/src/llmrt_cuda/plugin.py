@@ -25,6 +25,14 @@ def llmrt_register_ops(register: Register) -> None:
 
 
 @hookimpl
+def llmrt_register_linear_methods(register: Register) -> None:
+    """Unquantized products with ``llmrt-triton``'s GEMV kernel for single rows (batch-1 decode)."""
+    from llmrt_triton import register_triton_linear_method
+
+    register_triton_linear_method(register, backend="cuda")
+
+
+@hookimpl
 def llmrt_register_attention_backends(register: Register) -> None:
     """Triton paged attention (``triton-cuda``) above core's reference for ``cuda``."""
     from llmrt_triton import register_triton_attention

@@ -14,6 +14,15 @@ whether the kernels can run.
 """
 
 from llmrt_triton.availability import triton_available
-from llmrt_triton.registration import register_triton_attention, register_triton_ops
+from llmrt_triton.registration import (
+    register_triton_attention,
+    register_triton_linear_method,
+    register_triton_ops,
+)
 
-__all__ = ["register_triton_attention", "register_triton_ops", "triton_available"]
+__all__ = [
+    "register_triton_attention",
+    "register_triton_linear_method",
+    "register_triton_ops",
+    "triton_available",
+]

@@ -58,3 +58,15 @@ def register_triton_attention(
     from llmrt_triton.paged_attention import TritonPagedAttention
 
     register(attention_name(backend), TritonPagedAttention, backends=(backend,), priority=priority)
+
+
+def register_triton_linear_method(register: Callable[..., None], backend: str) -> None:
+    """Register :class:`~llmrt_triton.linear.GemvLinearMethod` as ``backend``'s unquantized method.
+
+    For ``llmrt_register_linear_methods``; nothing (core's ``F.linear`` stays) without Triton.
+    """
+    if not triton_available().usable:
+        return
+    from llmrt_triton.linear import GemvLinearMethod
+
+    register(backend, GemvLinearMethod)
