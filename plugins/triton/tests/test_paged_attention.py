@@ -136,3 +136,20 @@ def test_prompt_tiles_cover_every_query():
     seq, start = prompt_tiles([0, 5, 6, 22], 4, torch.device("cpu"))
     assert seq.tolist() == [0, 0, 1, 2, 2, 2, 2]
     assert start.tolist() == [0, 4, 0, 0, 4, 8, 12]
+
+
+def test_decode_padding_rows_write_nothing(triton_attention, device):
+    """CUDA-graph padding rows (slot -1, no keys) leave the cache alone; real rows are stored."""
+    config = AttentionConfig(4, 2, 64, 64**-0.5, dtype=torch.float32)
+    real = _batch([1, 1], [5, 11], 40, device, seed=9)
+    padded = _batch([1, 1, 1], [5, 11, 2], 40, device, seed=9)
+    padded.slot_mapping[2] = -1
+    padded.seq_lens[2] = 0
+    cache = torch.randn(TorchPagedAttention.kv_cache_shape(40, BLOCK, 2, 64), device=device)
+    qkv = torch.randn(3, (4 + 2 * 2) * 64, device=device)
+    q, k, v = qkv.split([4 * 64, 2 * 64, 2 * 64], -1)
+    ref_cache, got_cache = cache.clone(), cache.clone()
+    expected = TorchPagedAttention(config).forward(q[:2], k[:2], v[:2], ref_cache, real)
+    got = triton_attention(config).forward(q, k, v, got_cache, padded)
+    assert torch.equal(got_cache, ref_cache)
+    torch.testing.assert_close(got[:2], expected, rtol=TOL[torch.float32], atol=TOL[torch.float32])
