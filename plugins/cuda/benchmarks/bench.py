@@ -87,6 +87,7 @@ def _sync() -> None:
 
 
 def llmrt_nano(args) -> None:
+    import torch
     from llmrt import SamplingParams
 
     start = time.perf_counter()
@@ -102,6 +103,7 @@ def llmrt_nano(args) -> None:
         for n in lengths
     ]
     loaded = _triton_variants()
+    segments = torch.cuda.memory_stats().get("segment.all.allocated", 0)
     if args.trace_first:  # where the first run's extra time goes (timed under the tracer)
         from gpu_trace import gpu_trace
 
@@ -124,6 +126,8 @@ def llmrt_nano(args) -> None:
         profile=_profile(profiler),
         later_runs_s=again,
         triton_variants_loaded_by_first_run=_triton_variants() - loaded,
+        cuda_segments_allocated_by_runs=torch.cuda.memory_stats().get("segment.all.allocated", 0)
+        - segments,
     )
     if args.trace:
         _traced(llm, prompts, params, "nano")

@@ -1,6 +1,9 @@
 """Decode attention kernel alone: time and achieved bandwidth per launch configuration.
 
-    python decode_attention_bench.py
+    python decode_attention_bench.py            # launch configurations
+    python decode_attention_bench.py --splits   # KV splits by batch size (the end of a run)
+    python decode_attention_bench.py --spread   # blocks spread over a large cache (TLB reach)
+    python decode_attention_bench.py --layout   # token- against head-major blocks, 16 and 64 tokens
 
 Three shapes (bf16, head size 128, 16-token blocks scattered at random over the cache):
 Qwen3-0.6B (16 query / 8 kv heads) with 256 sequences of 100-1500 tokens, Llama-3-8B (32 / 8)
@@ -11,7 +14,9 @@ the default's.
 
 from __future__ import annotations
 
+import itertools
 import random
+import sys
 
 import torch
 import triton
@@ -43,17 +48,21 @@ BLOCK = 16
 HEAD = 128
 
 
-def _batch(seqs: int, lo: int, hi: int, device: torch.device) -> tuple[AttentionMetadata, int]:
+def _batch(
+    seqs: int, lo: int, hi: int, device: torch.device, pool: int = 0, block: int = BLOCK
+) -> tuple[AttentionMetadata, int]:
+    """Metadata of ``seqs`` decodes; blocks of ``block`` tokens drawn at random from a pool of
+    ``pool`` (default: just enough) blocks. Returns it with the pool size."""
     rng = random.Random(0)
     context = [rng.randint(lo, hi) for _ in range(seqs)]
-    need = [-(-(c + 1) // BLOCK) for c in context]
-    ids = list(range(sum(need) + 8))
+    need = [-(-(c + 1) // block) for c in context]
+    ids = list(range(max(pool, sum(need) + 8)))
     rng.shuffle(ids)
     tables, start = [], 0
     for n in need:
         tables.append(ids[start : start + n])
         start += n
-    return AttentionMetadata.build([1] * seqs, context, tables, BLOCK, device), len(ids)
+    return AttentionMetadata.build([1] * seqs, context, tables, block, device), len(ids)
 
 
 def _with_config(config: tuple[int, int, int]):
@@ -89,7 +98,87 @@ def run_shape(name: str, seqs: int, heads: int, kv_heads: int, lo: int, hi: int)
             plan.decode_config = default
 
 
+def _time_step(seqs: int, lo: int, hi: int, pool: int = 0) -> tuple[float, float, int]:
+    """(us per call, GB/s, splits) of Qwen3-0.6B's decode attention with the default launch."""
+    device = torch.device("cuda")
+    metadata, blocks = _batch(seqs, lo, hi, device, pool)
+    cache = torch.empty(2, blocks, BLOCK, 8, HEAD, dtype=torch.bfloat16, device=device)
+    cache.view(-1)[:: 1 << 20].normal_()  # touch every page without writing 2 x blocks tokens
+    qkv = torch.randn(seqs, 32 * HEAD, dtype=torch.bfloat16, device=device)
+    q, k, v = qkv.split([16 * HEAD, 8 * HEAD, 8 * HEAD], -1)
+    impl = TritonPagedAttention(AttentionConfig(16, 8, HEAD, HEAD**-0.5, dtype=torch.bfloat16))
+    nbytes = sum(metadata.seq_lens_cpu) * 8 * HEAD * 2 * 2
+    ms = triton.testing.do_bench(lambda: impl.forward(q, k, v, cache, metadata), warmup=25, rep=100)
+    splits = plan.decode_splits(seqs, 8, metadata.max_seq_len, device)
+    del cache
+    torch.cuda.empty_cache()
+    return ms * 1000, nbytes / ms / 1e6, splits
+
+
+def splits_table() -> None:
+    """Fewer sequences (the end of a nano run), each split count forced."""
+    print("| sequences (600-1600 tokens) | splits | us | GB/s |\n|---|---|---|---|")
+    heuristic = plan.decode_splits
+    for seqs in (256, 128, 64, 32, 16):
+        for forced in (None, 1, 2, 4, 8):
+            if forced is not None:
+                plan.decode_splits = lambda *args, n=forced: n
+            try:
+                us, gbs, splits = _time_step(seqs, 600, 1600)
+            finally:
+                plan.decode_splits = heuristic
+            label = f"{splits} (heuristic)" if forced is None else str(splits)
+            print(f"| {seqs} | {label} | {us:.1f} | {gbs:.0f} |")
+
+
+def spread_table() -> None:
+    """256 sequences' blocks packed into just enough memory, or spread over a large cache."""
+    print("| cache size | us | GB/s |\n|---|---|---|")
+    block_bytes = 2 * BLOCK * 8 * HEAD * 2
+    for gib in (0, 8, 32, 64):
+        us, gbs, _ = _time_step(256, 100, 1500, pool=(gib << 30) // block_bytes)
+        print(f"| {gib or 'just enough'} GiB | {us:.1f} | {gbs:.0f} |")
+
+
+def layout_table() -> None:
+    """The same decode batches over the default cache layout (a token's heads side by side) and
+    over one where each (block, head) holds its 16 tokens contiguously (the kernel reads the
+    cache through strides; the step's own keys are not written, for the permuted view)."""
+    import llmrt_triton.paged_attention as paged
+
+    device = torch.device("cuda")
+    print("| shape | layout | us | GB/s | same output |\n|---|---|---|---|---|")
+    write = paged.write_kv_cache
+    paged.write_kv_cache = lambda *args: None
+    try:
+        for (name, seqs, heads, kv_heads, lo, hi), block in itertools.product(SHAPES[:2], (16, 64)):
+            name = f"{name}, blocks of {block}"
+            metadata, blocks = _batch(seqs, lo, hi, device, block=block)
+            default = torch.randn(2, blocks, block, kv_heads, HEAD, dtype=torch.bfloat16, device=device)
+            per_head = default.permute(0, 1, 3, 2, 4).contiguous().permute(0, 1, 3, 2, 4)
+            qkv = torch.randn(seqs, (heads + 2 * kv_heads) * HEAD, dtype=torch.bfloat16, device=device)
+            q, k, v = qkv.split([heads * HEAD, kv_heads * HEAD, kv_heads * HEAD], -1)
+            impl = TritonPagedAttention(AttentionConfig(heads, kv_heads, HEAD, HEAD**-0.5, dtype=torch.bfloat16))
+            nbytes = sum(metadata.seq_lens_cpu) * kv_heads * HEAD * 2 * 2
+            reference = impl.forward(q, k, v, default, metadata).float()
+            for label, cache in (("token-major (default)", default), ("head-major", per_head)):
+                same = (impl.forward(q, k, v, cache, metadata).float() - reference).abs().max().item() < 2e-2
+                ms = triton.testing.do_bench(lambda c=cache: impl.forward(q, k, v, c, metadata), warmup=25, rep=100)
+                print(f"| {name} | {label} | {ms * 1000:.1f} | {nbytes / ms / 1e6:.0f} | {same} |")
+    finally:
+        paged.write_kv_cache = write
+
+
 def main() -> None:
+    if "--layout" in sys.argv:
+        layout_table()
+        return
+    if "--splits" in sys.argv:
+        splits_table()
+        return
+    if "--spread" in sys.argv:
+        spread_table()
+        return
     print("| shape | (block_n, warps, stages) | us | GB/s | same output |\n|---|---|---|---|---|")
     for shape in SHAPES:
         run_shape(*shape)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: set up, then run the phases named as arguments (tests nano nano-llmrt tune
-# llama latency throughput throughput-512 startup kernels), logging everything to $OUT and ending with the
+# llama latency throughput throughput-512 startup kernels gemv splits layout ab-nano ab-latency), logging everything to $OUT and ending with the
 # RESULT lines. From the repository root:
 #   bash plugins/cuda/benchmarks/gpu_run.sh tests nano llama startup
 # The machine has every dependency but importlib_metadata: carry its wheel in .whl/ (pip download
@@ -78,6 +78,27 @@ for phase in "$@"; do
       done ;;
     kernels)
       timeout 120 python3 plugins/cuda/benchmarks/decode_attention_bench.py 2>&1 | tee -a "$OUT/results.txt" ;;
+    layout)  # decode attention over token-major and head-major cache blocks
+      log "layout"
+      timeout 200 python3 plugins/cuda/benchmarks/decode_attention_bench.py --layout 2>&1 | tee -a "$OUT/results.txt" ;;
+    splits)  # decode attention by batch size and forced KV splits, and over a spread-out cache
+      log "splits"
+      timeout 200 python3 plugins/cuda/benchmarks/decode_attention_bench.py --splits 2>&1 | tee -a "$OUT/results.txt"
+      timeout 200 python3 plugins/cuda/benchmarks/decode_attention_bench.py --spread 2>&1 | tee -a "$OUT/results.txt" ;;
+    ab-nano|ab-latency)  # the working tree against .whl/base.tar (git archive of a commit), alternating
+      if [ "$phase" = ab-nano ]; then model qwen3-0.6b; args="llmrt-nano $MODELS/qwen3-0.6b"
+      else model llama3-8b; args="llmrt-latency $MODELS/llama3-8b --input-len 128 --output-len 256"; fi
+      mkdir -p /tmp/base && tar -xf .whl/base.tar -C /tmp/base
+      base_path=/tmp/whl:$(cd /tmp/base && python3 plugins/cuda/benchmarks/dev_env.py /tmp/base-site core plugins/triton plugins/cuda plugins/rocm)
+      for round in ${AB_ROUNDS:-1 2}; do
+        bench 150 $args | sed 's/^RESULT {/RESULT {"tree": "new", /'
+        log "base: $args"
+        (cd /tmp/base && PYTHONPATH=$base_path timeout 150 python3 plugins/cuda/benchmarks/bench.py $args 2>&1 \
+          | grep -E "^RESULT|Error" | sed 's/^RESULT {/RESULT {"tree": "base", /' | tee -a "$OUT/results.txt")
+      done ;;
+    gemv)  # few-row products: cuBLAS against the Triton GEMV configurations
+      log "gemv"
+      timeout 300 python3 plugins/cuda/benchmarks/gemv_bench.py --rows ${GEMV_ROWS:-1,4,8} 2>&1 | tee -a "$OUT/results.txt" ;;
     startup)
       model qwen3-0.6b
       bench 45 llmrt-startup $MODELS/qwen3-0.6b ;;

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import gzip
 import json
+import os
 import time
 from collections import defaultdict
 from typing import Iterator
@@ -37,6 +39,23 @@ def gpu_trace(label: str) -> Iterator[None]:
     finally:
         gc.callbacks.remove(pauses)
     print("TRACE " + json.dumps({**summarize(prof, wall, label), "gc": pauses.summary()}), flush=True)
+    if os.environ.get("LLMRT_TRACE_DUMP"):
+        dump_kernels(prof, os.environ["LLMRT_TRACE_DUMP"])
+
+
+def dump_kernels(prof: profile, path: str) -> None:
+    """Every GPU activity in order as gzipped JSON ``{"names": [...], "events": [[start_us,
+    duration_us, name_index], ...]}``, for per-step analysis off the machine."""
+    names: dict[str, int] = {}
+    events = []
+    for event in prof.profiler.kineto_results.events():
+        if event.device_type() != torch.autograd.DeviceType.CUDA:
+            continue
+        index = names.setdefault(_short(event.name()), len(names))
+        events.append([round(event.start_ns() / 1e3, 1), round(event.duration_ns() / 1e3, 2), index])
+    events.sort()
+    with gzip.open(path, "wt") as file:
+        json.dump({"names": list(names), "events": events}, file)
 
 
 class _GcPauses:
@@ -44,6 +63,7 @@ class _GcPauses:
 
     def __init__(self) -> None:
         self.count, self.total, self.longest, self._start = [0, 0, 0], 0.0, 0.0, 0.0
+        self.by_generation = [0.0, 0.0, 0.0]
 
     def __call__(self, phase: str, info: dict) -> None:
         if phase == "start":
@@ -51,11 +71,13 @@ class _GcPauses:
             return
         pause = time.perf_counter() - self._start
         self.count[info["generation"]] += 1
+        self.by_generation[info["generation"]] += pause
         self.total += pause
         self.longest = max(self.longest, pause)
 
     def summary(self) -> dict:
         return {"collections": self.count, "total_ms": round(1e3 * self.total, 2),
+                "ms_by_generation": [round(1e3 * t, 2) for t in self.by_generation],
                 "longest_ms": round(1e3 * self.longest, 2)}
 
 
