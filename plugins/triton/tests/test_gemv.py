@@ -39,7 +39,8 @@ def test_gemv_small_blocks_and_a_strided_row(gemv_module, device):
     x = wide[:, 10:138]
     w = torch.randn(50, 128, device=device)
     config = gemv_module.GemvConfig(block_n=8, block_k=32, num_warps=2, num_stages=2)
-    torch.testing.assert_close(gemv_module.gemv(x, w, config=config), F.linear(x, w), **TOL[torch.float32])
+    got = gemv_module.gemv(x, w, config=config)
+    torch.testing.assert_close(got, F.linear(x, w), **TOL[torch.float32])
 
 
 def test_gemv_rejects_several_rows(gemv_module, device):
@@ -50,7 +51,8 @@ def test_gemv_rejects_several_rows(gemv_module, device):
 class _Layer(nn.Module):
     def __init__(self, n, k, dtype, device):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(n, k, device=device, dtype=dtype), requires_grad=False)
+        weight = torch.randn(n, k, device=device, dtype=dtype)
+        self.weight = nn.Parameter(weight, requires_grad=False)
 
 
 @pytest.mark.parametrize("rows,dtype,uses_gemv", [

@@ -1,4 +1,4 @@
-"""The unquantized linear method of Triton backends: single rows through :func:`~llmrt_triton.gemv.gemv`.
+"""Triton backends' unquantized linear method: single rows through :func:`~llmrt_triton.gemv.gemv`.
 
 Registered per backend through ``llmrt_register_linear_methods`` (see
 :func:`llmrt_triton.registration.register_triton_linear_method`): every unquantized layer and the
@@ -19,7 +19,7 @@ GEMV_DTYPES = (torch.bfloat16, torch.float16)
 
 
 class GemvLinearMethod(UnquantizedLinearMethod):
-    """Plain weights; ``[1, in]`` inputs in bf16/fp16 through the GEMV kernel, others ``F.linear``."""
+    """Plain weights; ``[1, in]`` bf16/fp16 inputs through the GEMV kernel, others ``F.linear``."""
 
     def __init__(self, prefix: str = "") -> None:
         super().__init__()
