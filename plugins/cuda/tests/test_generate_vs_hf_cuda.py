@@ -2,7 +2,8 @@
 
 Every supported architecture: in float32 the tokens are equal (a batch of varied lengths with
 CUDA graphs for decode, chunked prefill under a small token budget, prefix-cache hits, and
-eager mode); in bf16 the first token that differs is within transformers' top 5 at that point.
+eager mode); in bf16 (batches, and one sequence at a time, whose products run the GEMV kernel)
+the first token that differs is within transformers' top 5 at that point.
 Skips where no NVIDIA GPU is usable.
 """
 
@@ -61,9 +62,10 @@ def test_float32_eager(model_dir):
     assert got == hf_greedy(model_dir, prompts, MAX_TOKENS)
 
 
-def test_bf16_first_difference_within_top5(model_dir):
-    prompts = random_prompts(VOCAB, 8, 3, 60, seed=6)
-    _, got = _generate(model_dir, prompts, dtype="bfloat16")
+@pytest.mark.parametrize("max_num_seqs", [16, 1])  # 1: every decode product is a single row (GEMV)
+def test_bf16_first_difference_within_top5(model_dir, max_num_seqs):
+    prompts = random_prompts(VOCAB, 8 if max_num_seqs > 1 else 3, 3, 60, seed=6)
+    _, got = _generate(model_dir, prompts, dtype="bfloat16", max_num_seqs=max_num_seqs)
     expected = hf_greedy(model_dir, prompts, MAX_TOKENS, dtype=torch.bfloat16)
     for prompt, ours, theirs in zip(prompts, got, expected, strict=True):
         diff = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), None)
