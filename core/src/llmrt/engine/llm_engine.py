@@ -304,9 +304,9 @@ def freeze_startup_heap() -> None:
     hundreds of thousands, 50-70 ms during which no step is launched and an accelerator idles
     (measured on the nano workload: 3 full collections, 171 ms of pauses in 7 s). This exempts
     every object alive now from collection and makes collections of the older generations
-    rare; young ones are still collected as usual. Long-lived engine processes (the server's engine
-    process, ``llmrt bench``) call it once their engine is ready; ``LLM`` does not, since its
-    callers may build and drop several engines in one process.
+    rare; young ones are still collected as usual. Long-lived engine processes (the server's
+    engine process, ``llmrt bench``) call it once their engine is ready; ``LLM`` does not, since
+    its callers may build and drop several engines in one process.
     """
     gc.freeze()
     young, _, _ = gc.get_threshold()

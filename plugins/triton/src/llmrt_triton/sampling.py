@@ -4,8 +4,8 @@
 from ``softmax(logits / t)`` (the same race as core's ``argmax(p / E)``, taken in log space),
 so no softmax, no normalizer and no noise tensor is ever materialized: each program reads one
 chunk of one row once, makes its uniform numbers with Philox from a per-call seed (four per
-Philox call), and keeps the best score; a tiny reduction over chunks picks the row's token. Rows with ``t == 0`` add
-no noise (argmax; the lowest index on ties, as ``torch.argmax``).
+Philox call), and keeps the best score; a tiny reduction over chunks picks the row's token.
+Rows with ``t == 0`` add no noise (argmax; the lowest index on ties, as ``torch.argmax``).
 
 The seed is drawn from PyTorch's default CPU generator, so ``torch.manual_seed`` makes runs
 repeatable and nothing waits for the device.
