@@ -47,13 +47,10 @@ def dump_kernels(prof: profile, path: str) -> None:
     """Every GPU activity in order as gzipped JSON ``{"names": [...], "events": [[start_us,
     duration_us, name_index], ...]}``, for per-step analysis off the machine."""
     names: dict[str, int] = {}
-    events = []
-    for event in prof.profiler.kineto_results.events():
-        if event.device_type() != torch.autograd.DeviceType.CUDA:
-            continue
-        index = names.setdefault(_short(event.name()), len(names))
-        events.append([round(event.start_ns() / 1e3, 1), round(event.duration_ns() / 1e3, 2), index])
-    events.sort()
+    events = [
+        [round(start / 1e3, 1), round((end - start) / 1e3, 2), names.setdefault(name, len(names))]
+        for start, end, name in _gpu_intervals(prof)
+    ]
     with gzip.open(path, "wt") as file:
         json.dump({"names": list(names), "events": events}, file)
 
@@ -62,8 +59,8 @@ class _GcPauses:
     """Python's garbage-collector pauses (a host stall the GPU may wait for)."""
 
     def __init__(self) -> None:
-        self.count, self.total, self.longest, self._start = [0, 0, 0], 0.0, 0.0, 0.0
-        self.by_generation = [0.0, 0.0, 0.0]
+        self.count, self.by_generation = [0, 0, 0], [0.0, 0.0, 0.0]
+        self.longest, self._start = 0.0, 0.0
 
     def __call__(self, phase: str, info: dict) -> None:
         if phase == "start":
@@ -72,27 +69,30 @@ class _GcPauses:
         pause = time.perf_counter() - self._start
         self.count[info["generation"]] += 1
         self.by_generation[info["generation"]] += pause
-        self.total += pause
         self.longest = max(self.longest, pause)
 
     def summary(self) -> dict:
-        return {"collections": self.count, "total_ms": round(1e3 * self.total, 2),
+        return {"collections": self.count, "total_ms": round(1e3 * sum(self.by_generation), 2),
                 "ms_by_generation": [round(1e3 * t, 2) for t in self.by_generation],
                 "longest_ms": round(1e3 * self.longest, 2)}
 
 
+def _gpu_intervals(prof: profile) -> list[tuple[int, int, str]]:
+    """``(start_ns, end_ns, short name)`` of every GPU activity (the raw Kineto events), in order."""
+    return sorted(
+        (event.start_ns(), event.start_ns() + event.duration_ns(), _short(event.name()))
+        for event in prof.profiler.kineto_results.events()
+        if event.device_type() == torch.autograd.DeviceType.CUDA
+    )
+
+
 def summarize(prof: profile, wall_s: float, label: str) -> dict:
     """Busy/idle seconds and the top kernels by total time (from the raw Kineto events)."""
-    intervals, per_kernel = [], defaultdict(lambda: [0, 0])
-    for event in prof.profiler.kineto_results.events():
-        if event.device_type() != torch.autograd.DeviceType.CUDA:
-            continue
-        start, duration = event.start_ns(), event.duration_ns()
-        intervals.append((start, start + duration, _short(event.name())))
-        entry = per_kernel[_short(event.name())]
-        entry[0] += duration
+    intervals, per_kernel = _gpu_intervals(prof), defaultdict(lambda: [0, 0])
+    for start, end, name in intervals:
+        entry = per_kernel[name]
+        entry[0] += end - start
         entry[1] += 1
-    intervals.sort()
     busy = _union_ns(intervals) / 1e9
     top = sorted(per_kernel.items(), key=lambda kv: -kv[1][0])[:TOP_KERNELS]
     return {
