@@ -34,10 +34,17 @@ def llmrt_register_linear_methods(register: Register) -> None:
 
 @hookimpl
 def llmrt_register_attention_backends(register: Register) -> None:
-    """Triton paged attention (``triton-cuda``) above core's reference for ``cuda``."""
-    from llmrt_triton import register_triton_attention
+    """Triton paged attention (``triton-cuda``) above core's reference for ``cuda``, and above it
+    ``cuda``: the same with decode batches on the CUDA C++ kernel, where the package built it."""
+    from llmrt_triton import register_triton_attention, triton_available
 
     register_triton_attention(register, backend="cuda", priority=10)
+    from llmrt_cuda.native import native_kernels
+
+    if triton_available().usable and native_kernels().module is not None:
+        from llmrt_cuda.attention import CudaPagedAttention
+
+        register("cuda", CudaPagedAttention, backends=("cuda",), priority=20)
 
 
 @hookimpl

@@ -49,18 +49,30 @@ class TritonPagedAttention(AttentionImpl):
         q = query.view(query.shape[0], cfg.num_heads, cfg.head_size)[:n]
         k = key.view(key.shape[0], cfg.num_kv_heads, cfg.head_size)[:n]
         v = value.view(value.shape[0], cfg.num_kv_heads, cfg.head_size)[:n]
-        write_kv_cache(k, v, kv_cache, metadata.slot_mapping)
+        decode = metadata.max_query_len == 1
+        splits = 1
+        if decode:
+            splits = plan.decode_splits(
+                metadata.num_seqs, cfg.num_kv_heads, metadata.max_seq_len, q.device
+            )
+        native = decode and n > 0 and self._runs_native_decode(q, kv_cache, splits)
+        if not native:
+            write_kv_cache(k, v, kv_cache, metadata.slot_mapping)
         out = torch.empty((n, cfg.num_heads, cfg.head_size), dtype=query.dtype, device=query.device)
         if n:
-            self._attend(q, kv_cache, out, metadata)
+            self._attend(q, k, v, kv_cache, out, metadata, splits, native)
         return out.view(n, cfg.num_heads * cfg.head_size)
 
     def _attend(
         self,
         q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
         kv_cache: torch.Tensor,
         out: torch.Tensor,
         metadata: AttentionMetadata,
+        splits: int,
+        native: bool,
     ) -> None:
         cfg = self.config
         group = cfg.num_heads // cfg.num_kv_heads
@@ -68,9 +80,6 @@ class TritonPagedAttention(AttentionImpl):
         if decode:
             launch = plan.decode_config(group, cfg.head_size)
             tiles, tile_seq, tile_start = metadata.num_seqs, metadata.seq_lens, metadata.seq_lens
-            splits = plan.decode_splits(
-                metadata.num_seqs, cfg.num_kv_heads, metadata.max_seq_len, q.device
-            )
         else:
             launch = plan.prompt_config(group, cfg.head_size)
             tile_seq, tile_start = self._tiles(metadata, launch.block_m // group, q.device)
@@ -85,45 +94,48 @@ class TritonPagedAttention(AttentionImpl):
                 (q.shape[0], cfg.num_heads, splits, 2), dtype=torch.float32, device=q.device
             )
         cache_k, cache_v = kv_cache[0], kv_cache[1]
-        _paged_attention_kernel[(tiles, cfg.num_kv_heads, splits)](
-            q,
-            cache_k,
-            cache_v,
-            out,
-            parts,
-            stats,
-            tile_seq,
-            tile_start,
-            metadata.query_start_loc,
-            metadata.seq_lens,
-            metadata.block_tables,
-            q.stride(0),
-            q.stride(1),
-            out.stride(0),
-            out.stride(1),
-            cache_k.stride(0),
-            cache_k.stride(1),
-            cache_k.stride(2),
-            metadata.block_tables.stride(0),
-            cfg.num_heads,
-            cfg.scale,
-            cfg.logit_softcap or 0.0,
-            cfg.sliding_window or 0,
-            splits,
-            GROUP=group,
-            BLOCK_M=launch.block_m,
-            BLOCK_N=launch.block_n,
-            HEAD_SIZE=cfg.head_size,
-            HEAD_P=head_p,
-            KV_BLOCK=cache_k.shape[1],
-            DECODE=decode,
-            USE_SOFTCAP=cfg.logit_softcap is not None,
-            SPLIT=splits > 1,
-            PRECISION="ieee" if q.dtype == torch.float32 else None,
-            UPCAST_DOT=q.dtype == torch.bfloat16 and _interpreted(),
-            num_warps=launch.num_warps,
-            num_stages=launch.num_stages,
-        )
+        if native:
+            self._native_decode(q, k, v, cache_k, cache_v, out, parts, stats, metadata, splits)
+        else:
+            _paged_attention_kernel[(tiles, cfg.num_kv_heads, splits)](
+                q,
+                cache_k,
+                cache_v,
+                out,
+                parts,
+                stats,
+                tile_seq,
+                tile_start,
+                metadata.query_start_loc,
+                metadata.seq_lens,
+                metadata.block_tables,
+                q.stride(0),
+                q.stride(1),
+                out.stride(0),
+                out.stride(1),
+                cache_k.stride(0),
+                cache_k.stride(1),
+                cache_k.stride(2),
+                metadata.block_tables.stride(0),
+                cfg.num_heads,
+                cfg.scale,
+                cfg.logit_softcap or 0.0,
+                cfg.sliding_window or 0,
+                splits,
+                GROUP=group,
+                BLOCK_M=launch.block_m,
+                BLOCK_N=launch.block_n,
+                HEAD_SIZE=cfg.head_size,
+                HEAD_P=head_p,
+                KV_BLOCK=cache_k.shape[1],
+                DECODE=decode,
+                USE_SOFTCAP=cfg.logit_softcap is not None,
+                SPLIT=splits > 1,
+                PRECISION="ieee" if q.dtype == torch.float32 else None,
+                UPCAST_DOT=q.dtype == torch.bfloat16 and _interpreted(),
+                num_warps=launch.num_warps,
+                num_stages=launch.num_stages,
+            )
         if splits > 1:
             _reduce_splits_kernel[(q.shape[0], cfg.num_heads)](
                 parts,
@@ -138,6 +150,37 @@ class TritonPagedAttention(AttentionImpl):
                 SPLITS_P=_next_pow2(splits),
                 num_warps=4,
             )
+
+    def _runs_native_decode(self, q: torch.Tensor, kv_cache: torch.Tensor, splits: int) -> bool:
+        """Hook for a backend's own decode kernel: whether it takes this decode batch (default:
+        no, the Triton kernel runs). Must not depend on anything a CUDA graph would not replay."""
+        return False
+
+    def _native_decode(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+        out: torch.Tensor,
+        parts: torch.Tensor,
+        stats: torch.Tensor,
+        metadata: AttentionMetadata,
+        splits: int,
+    ) -> None:
+        """The backend's decode kernel, for batches :meth:`_runs_native_decode` accepted.
+
+        It first stores each sequence's new key and value (``k``, ``v``: ``[S, num_kv_heads,
+        head_size]``) at ``metadata.slot_mapping`` (nothing for a negative slot), which the
+        Triton path does in a separate kernel, then attends: ``q`` is ``[S, num_heads,
+        head_size]``, the caches ``[num_blocks, block_size, num_kv_heads, head_size]``. With one
+        split it writes the normalized output into ``out``; with more, each split's unnormalized
+        output into ``parts`` ``[S, num_heads, splits, head_p]`` (float32) and its running max
+        (base 2, of ``scale * log2(e) * q.k``) and sum into ``stats`` ``[S, num_heads, splits,
+        2]``, which the Triton reduction then combines. It must be capturable in a CUDA graph.
+        """
+        raise NotImplementedError
 
     @staticmethod
     def _tiles(metadata: AttentionMetadata, tokens_per_tile: int, device: torch.device):
