@@ -104,6 +104,9 @@ def llmrt_nano(args) -> None:
     ]
     loaded = _triton_variants()
     segments = torch.cuda.memory_stats().get("segment.all.allocated", 0)
+    if args.sync_debug:
+        _report_synchronizations()
+    timeline = HostTimeline(llm) if args.host_timeline else None
     if args.trace_first:  # where the first run's extra time goes (timed under the tracer)
         from gpu_trace import gpu_trace
 
@@ -111,6 +114,8 @@ def llmrt_nano(args) -> None:
             elapsed, generated = _run(llm, prompts, params)
     else:
         elapsed, generated = _run(llm, prompts, params)
+    if timeline is not None:
+        timeline.print()
     again = [round(_run(llm, prompts, params)[0], 3) for _ in range(args.repeat - 1)]
     report(
         bench="nano",
@@ -133,6 +138,29 @@ def llmrt_nano(args) -> None:
         _traced(llm, prompts, params, "nano")
 
 
+def _report_synchronizations() -> None:
+    """``--sync-debug``: print where the host waits for the GPU (PyTorch's sync debug mode),
+    once per call site, with the engine frames that led there."""
+    import traceback
+    import warnings
+
+    import torch
+
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        stack = [f for f in traceback.extract_stack()[:-1] if "llmrt" in f.filename]
+        key = "|".join(f"{f.filename}:{f.lineno}" for f in stack[-4:])
+        if key not in seen:
+            seen.add(key)
+            frames = " <- ".join(f"{f.filename.split('/src/')[-1]}:{f.lineno}" for f in reversed(stack[-4:]))
+            print(f"SYNC {message} at {frames}", flush=True)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always")
+    torch.cuda.set_sync_debug_mode("warn")
+
+
 def _triton_variants() -> int:
     """Compiled specializations of llmrt-triton's kernels loaded in this process so far."""
     import llmrt_triton
@@ -149,6 +177,59 @@ def _triton_variants() -> int:
                 for cache in getattr(value, "device_caches", {}).values():
                     total += len(cache[0]) if isinstance(cache, tuple) else 0
     return total
+
+
+class HostTimeline:
+    """``--host-timeline``: host time of each part of the first engine steps, without waiting for
+    the GPU (so the run behaves as usual); prints one line per step."""
+
+    PARTS = (
+        ("schedule", "scheduler", "schedule"),
+        ("prepare", "runner", "_prepare"),
+        ("forward", "runner", "_run_model"),
+        ("logits", "model", "compute_logits"),
+        ("sample", "runner", "_sample"),
+        ("to_host", "transfers", "to_host"),
+        ("record", "engine", "_record_pending"),
+    )
+
+    def __init__(self, llm, steps: int = 40) -> None:
+        engine = llm.llm_engine
+        owners = {"scheduler": engine.scheduler, "runner": engine.runner, "model": engine.runner.model,
+                  "transfers": engine.runner.transfers, "engine": engine}
+        self.steps: list[dict[str, float]] = []
+        self.limit = steps
+        for part, owner, name in self.PARTS:
+            self._wrap(owners[owner], name, part)
+        step = engine.step
+
+        def timed_step(*args, **kwargs):
+            if len(self.steps) < self.limit:
+                self.steps.append({"start": time.perf_counter()})
+            result = step(*args, **kwargs)
+            if len(self.steps) <= self.limit and "end" not in self.steps[-1]:
+                self.steps[-1]["end"] = time.perf_counter()
+            return result
+
+        engine.step = timed_step
+
+    def _wrap(self, owner, name: str, part: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            result = inner(*args, **kwargs)
+            if self.steps and "end" not in self.steps[-1]:
+                current = self.steps[-1]
+                current[part] = current.get(part, 0.0) + time.perf_counter() - start
+            return result
+
+        setattr(owner, name, timed)
+
+    def print(self) -> None:
+        for index, step in enumerate(self.steps):
+            parts = " ".join(f"{p}={step.get(p, 0.0) * 1e3:.2f}" for p, _, _ in self.PARTS)
+            print(f"HOST step {index} total={(step['end'] - step['start']) * 1e3:.2f} ms {parts}", flush=True)
 
 
 class StepProfiler:
@@ -412,6 +493,10 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=1, help="nano: timed runs in the process")
     parser.add_argument("--profile", action="store_true", help="time each part of the engine step")
+    parser.add_argument("--host-timeline", action="store_true",
+                        help="nano: host time of each part of the first 40 steps (no GPU waits)")
+    parser.add_argument("--sync-debug", action="store_true",
+                        help="nano: print each place the timed run waits for the GPU")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="skip the CUDA runner's startup warm-up step (to measure what it saves)")
     parser.add_argument("--trace-first", action="store_true",

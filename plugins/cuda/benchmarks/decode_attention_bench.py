@@ -4,6 +4,7 @@
     python decode_attention_bench.py --splits   # KV splits by batch size (the end of a run)
     python decode_attention_bench.py --spread   # blocks spread over a large cache (TLB reach)
     python decode_attention_bench.py --layout   # token- against head-major blocks, 16 and 64 tokens
+    python decode_attention_bench.py --native   # the CUDA C++ kernel (llmrt_cuda._C) against Triton
 
 Three shapes (bf16, head size 128, 16-token blocks scattered at random over the cache):
 Qwen3-0.6B (16 query / 8 kv heads) with 256 sequences of 100-1500 tokens, Llama-3-8B (32 / 8)
@@ -175,7 +176,43 @@ def layout_table() -> None:
         paged.write_kv_cache = write
 
 
+def native_table() -> None:
+    """Triton's decode kernel against the CUDA C++ one (``llmrt_cuda.attention``), same batches;
+    then the card's read bandwidth (a sum over 4 GiB) as the ceiling."""
+    from llmrt_cuda.attention import CudaPagedAttention
+
+    device = torch.device("cuda")
+    shapes = SHAPES + [
+        ("qwen3-0.6b x256, 600-2000", 256, 16, 8, 600, 2000),
+        ("qwen3-0.6b x64", 64, 16, 8, 100, 1500),
+        ("llama3-8b x1, 4000", 1, 32, 8, 4000, 4000),
+    ]
+    print("| shape | kernel | us | GB/s | max diff vs Triton |\n|---|---|---|---|---|")
+    for name, seqs, heads, kv_heads, lo, hi in shapes:
+        metadata, blocks = _batch(seqs, lo, hi, device)
+        cache = torch.randn(2, blocks, BLOCK, kv_heads, HEAD, dtype=torch.bfloat16, device=device)
+        qkv = torch.randn(seqs, (heads + 2 * kv_heads) * HEAD, dtype=torch.bfloat16, device=device)
+        q, k, v = qkv.split([heads * HEAD, kv_heads * HEAD, kv_heads * HEAD], -1)
+        config = AttentionConfig(heads, kv_heads, HEAD, HEAD**-0.5, dtype=torch.bfloat16)
+        nbytes = sum(metadata.seq_lens_cpu) * kv_heads * HEAD * 2 * 2
+        reference = TritonPagedAttention(config).forward(q, k, v, cache, metadata).float()
+        for label, impl in (("triton", TritonPagedAttention(config)), ("cuda", CudaPagedAttention(config))):
+            diff = (impl.forward(q, k, v, cache, metadata).float() - reference).abs().max().item()
+            ms = triton.testing.do_bench(
+                lambda i=impl: i.forward(q, k, v, cache, metadata), warmup=25, rep=200
+            )
+            print(f"| {name} | {label} | {ms * 1000:.1f} | {nbytes / ms / 1e6:.0f} | {diff:.2e} |")
+        del cache
+        torch.cuda.empty_cache()
+    data = torch.ones(1 << 31, dtype=torch.bfloat16, device=device)
+    ms = triton.testing.do_bench(lambda: data.sum(dtype=torch.float32), warmup=10, rep=100)
+    print(f"| read ceiling | torch sum of 4 GiB | {ms * 1000:.1f} | {data.numel() * 2 / ms / 1e6:.0f} | |")
+
+
 def main() -> None:
+    if "--native" in sys.argv:
+        native_table()
+        return
     if "--layout" in sys.argv:
         layout_table()
         return

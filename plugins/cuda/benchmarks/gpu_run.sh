@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call: set up, then run the phases named as arguments (tests nano nano-llmrt tune
-# llama latency throughput throughput-512 startup kernels gemv splits layout ab-nano ab-latency), logging everything to $OUT and ending with the
+# llama latency throughput throughput-512 startup kernels native nano-native gemv splits layout ab-nano
+# ab-latency), logging everything to $OUT and ending with the
 # RESULT lines. From the repository root:
 #   bash plugins/cuda/benchmarks/gpu_run.sh tests nano llama startup
 # The machine has every dependency but importlib_metadata: carry its wheel in .whl/ (pip download
@@ -28,7 +29,7 @@ log() { echo "== $(date +%T) $*" | tee -a "$OUT/results.txt"; }
 bench() { # bench SECONDS ARGS...: one benchmark process, its RESULT line kept
   local limit=$1; shift
   log "bench $*"
-  timeout "$limit" $BENCH "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -E "^RESULT|^TRACE|Error|error:|CUDA memory|CUDA graphs|KV cache: [0-9]|ready in" | tee -a "$OUT/results.txt"
+  timeout "$limit" $BENCH "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -E "^RESULT|^TRACE|Error|error:|CUDA memory|CUDA graphs|KV cache: [0-9]|ready in|attention backend" | tee -a "$OUT/results.txt"
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/results.txt"
@@ -39,11 +40,24 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton._
       "transformers", transformers.__version__, "generate_batch:", hasattr(GenerationMixin, "generate_batch"))
 PY
 
+# The CUDA C++ kernels (llmrt_cuda._C), built in place unless a build was carried along.
+if ! ls plugins/cuda/src/llmrt_cuda/_C*.so >/dev/null 2>&1; then
+  start=$(date +%s)
+  (cd plugins/cuda && TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=8 python3 setup.py build_ext --inplace) > "$OUT/build.log" 2>&1
+  find plugins/cuda -name "_C*.so" -not -path "*/src/*" -exec cp {} plugins/cuda/src/llmrt_cuda/ \;
+  cp plugins/cuda/src/llmrt_cuda/_C*.so "$OUT/" 2>/dev/null
+  echo "built llmrt_cuda._C in $(( $(date +%s) - start )) s" | tee -a "$OUT/results.txt"
+fi
+python3 -c "from llmrt_cuda.native import native_kernels; print('CUDA C++ kernels:', native_kernels().reason)" 2>&1 | tail -1 | tee -a "$OUT/results.txt"
+
 for phase in "$@"; do
   case $phase in
     tests)
       log "tests"
       timeout 120 python3 -m pytest -q -n 4 -p no:cacheprovider plugins/triton/tests plugins/cuda/tests 2>&1 | tee "$OUT/tests.log" | tail -25 | tee -a "$OUT/results.txt" ;;
+    tests-native)  # the CUDA C++ kernels' tests alone
+      log "tests-native"
+      timeout 120 python3 -m pytest -q -n 4 -p no:cacheprovider plugins/cuda/tests/test_native_attention.py 2>&1 | tail -5 | tee -a "$OUT/results.txt" ;;
     nano)
       model qwen3-0.6b
       bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace
@@ -51,6 +65,14 @@ for phase in "$@"; do
     nano-llmrt)  # llmrt alone (no peer), three runs in one process, the last traced
       model qwen3-0.6b
       bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace ;;
+    host-timeline)  # host time of each part of nano's first 40 steps
+      model qwen3-0.6b
+      log "host-timeline"
+      timeout 120 $BENCH llmrt-nano $MODELS/qwen3-0.6b --host-timeline 2>&1 | grep -E "^HOST|^RESULT" | tee -a "$OUT/results.txt" ;;
+    sync-debug)  # where a nano run (64 requests) waits for the GPU
+      model qwen3-0.6b
+      log "sync-debug"
+      timeout 120 $BENCH llmrt-nano $MODELS/qwen3-0.6b --num-prompts 64 --sync-debug 2>&1 | grep -E "^SYNC|^RESULT" | sort | uniq -c | sort -rn | head -30 | tee -a "$OUT/results.txt" ;;
     nano-first)  # the first run traced (where its extra time goes), then a second run
       model qwen3-0.6b
       bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace-first ;;
@@ -75,6 +97,15 @@ for phase in "$@"; do
       for flag in "" --no-warm-up; do
         bench 100 llmrt-nano $MODELS/qwen3-0.6b --num-prompts 32 --profile $flag
         bench 90 llmrt-latency $MODELS/llama3-8b --input-len 128 --output-len 256 $flag
+      done ;;
+    native)  # the CUDA C++ decode kernel against Triton's, kernel alone
+      log "native"
+      timeout 200 python3 plugins/cuda/benchmarks/decode_attention_bench.py --native 2>&1 | tee -a "$OUT/results.txt" ;;
+    nano-native)  # nano with the CUDA C++ decode kernel and without it (LLMRT_CUDA_NATIVE=0), alternating
+      model qwen3-0.6b
+      for round in ${AB_ROUNDS:-1 2}; do
+        bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | sed 's/^RESULT {/RESULT {"decode": "cuda", /'
+        LLMRT_CUDA_NATIVE=0 bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | sed 's/^RESULT {/RESULT {"decode": "triton", /'
       done ;;
     kernels)
       timeout 120 python3 plugins/cuda/benchmarks/decode_attention_bench.py 2>&1 | tee -a "$OUT/results.txt" ;;
