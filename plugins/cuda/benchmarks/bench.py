@@ -103,7 +103,7 @@ def llmrt_nano(args) -> None:
         for n in lengths
     ]
     loaded = _triton_variants()
-    segments = torch.cuda.memory_stats().get("segment.all.allocated", 0)
+    allocator = _allocator_counts()
     if args.sync_debug:
         _report_synchronizations()
     timeline = HostTimeline(llm) if args.host_timeline else None
@@ -131,11 +131,25 @@ def llmrt_nano(args) -> None:
         profile=_profile(profiler),
         later_runs_s=again,
         triton_variants_loaded_by_first_run=_triton_variants() - loaded,
-        cuda_segments_allocated_by_runs=torch.cuda.memory_stats().get("segment.all.allocated", 0)
-        - segments,
+        allocator_during_runs={k: v - allocator[k] for k, v in _allocator_counts().items()},
     )
     if args.trace:
         _traced(llm, prompts, params, "nano")
+
+
+ALLOCATOR_COUNTS = {
+    "segments": "segment.all.allocated",  # new cudaMalloc'd segments
+    "retries": "num_alloc_retries",  # frees of the whole cache then a retry: a device sync each
+    "syncs": "num_sync_all_streams",  # the allocator waited for every stream
+}
+
+
+def _allocator_counts() -> dict[str, int]:
+    """PyTorch's CUDA allocator counters whose growth during a run means the host waited."""
+    import torch
+
+    stats = torch.cuda.memory_stats()
+    return {name: stats.get(key, 0) for name, key in ALLOCATOR_COUNTS.items()}
 
 
 def _report_synchronizations() -> None:
