@@ -9,7 +9,9 @@ and then attends from the cache (:mod:`llmrt_triton.attention_kernel`):
 - any other batch (prompts, prompt chunks over a cached prefix, mixed with decodes) runs a
   tile table built once per step on the host and shared by all layers (``metadata.scratch``).
 
-The cache layout is core's default ``[2, num_blocks, block_size, kv_heads, head_size]``.
+A backend may hand decode batches to its own kernel instead (``_runs_native_decode`` /
+``_native_decode``, e.g. ``llmrt_cuda.attention``); that kernel also stores their keys and
+values. The cache layout is core's default ``[2, num_blocks, block_size, kv_heads, head_size]``.
 """
 
 from __future__ import annotations
