@@ -51,6 +51,7 @@ void paged_decode_attention(torch::Tensor q, torch::Tensor k_new, torch::Tensor 
   TORCH_CHECK(num_splits >= 1 && (num_splits == 1 || (part_out.scalar_type() == torch::kFloat &&
                                                       part_stats.scalar_type() == torch::kFloat)),
               "several splits need float32 part_out and part_stats");
+  TORCH_CHECK(q.size(0) <= 65535, "at most 65535 sequences in one launch (the grid's second dimension)");
   if (q.size(0) == 0) return;
   llmrt_cuda::DecodeArgs args{};
   args.q = q.data_ptr();
