@@ -1,5 +1,4 @@
 // Python bindings of llmrt_cuda._C: checks the tensors, then launches on the current stream.
-#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/extension.h>
@@ -48,9 +47,24 @@ void paged_decode_attention(torch::Tensor q, torch::Tensor k_new, torch::Tensor 
   TORCH_CHECK(head_size == 64 || head_size == 128 || head_size == 256, "head_size 64, 128 or 256");
   TORCH_CHECK(k_cache.size(3) == head_size && num_heads % num_kv_heads == 0 && num_heads / num_kv_heads <= 8,
               "1 to 8 query heads per kv head");
-  TORCH_CHECK(num_splits >= 1 && (num_splits == 1 || (part_out.scalar_type() == torch::kFloat &&
-                                                      part_stats.scalar_type() == torch::kFloat)),
-              "several splits need float32 part_out and part_stats");
+  TORCH_CHECK(out.size(0) == q.size(0) && out.size(1) == num_heads && out.size(2) == head_size,
+              "out: [num_seqs, num_heads, head_size]");
+  TORCH_CHECK(num_splits >= 1, "num_splits >= 1");
+  if (num_splits > 1) {
+    TORCH_CHECK(part_out.scalar_type() == torch::kFloat && part_stats.scalar_type() == torch::kFloat &&
+                    part_out.is_contiguous() && part_stats.is_contiguous(),
+                "several splits need contiguous float32 part_out and part_stats");
+    TORCH_CHECK(part_out.dim() == 4 && part_out.size(0) >= q.size(0) && part_out.size(1) == num_heads &&
+                    part_out.size(2) == num_splits && part_out.size(3) == head_size,
+                "part_out: [num_seqs, num_heads, num_splits, head_size]");
+    TORCH_CHECK(part_stats.dim() == 4 && part_stats.size(0) >= q.size(0) && part_stats.size(1) == num_heads &&
+                    part_stats.size(2) == num_splits && part_stats.size(3) == 2,
+                "part_stats: [num_seqs, num_heads, num_splits, 2]");
+  }
+  for (const auto* t : {&k_new, &v_new, &k_cache, &v_cache, &out, &seq_lens, &block_tables, &slot_mapping}) {
+    TORCH_CHECK(t->device() == q.device(), "every tensor must be on the queries' device");
+  }
+  TORCH_CHECK(seq_lens.is_contiguous() && slot_mapping.is_contiguous(), "seq_lens and slot_mapping: contiguous");
   TORCH_CHECK(q.size(0) <= 65535, "at most 65535 sequences in one launch (the grid's second dimension)");
   if (q.size(0) == 0) return;
   llmrt_cuda::DecodeArgs args{};
@@ -85,8 +99,15 @@ void paged_decode_attention(torch::Tensor q, torch::Tensor k_new, torch::Tensor 
   args.num_splits = static_cast<int>(num_splits);
   args.scale = static_cast<float>(scale);
   const c10::cuda::CUDAGuard guard(q.device());
-  llmrt_cuda::paged_decode_attention(args, dtype == torch::kBFloat16, c10::cuda::getCurrentCUDAStream());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const cudaError_t error =
+      llmrt_cuda::paged_decode_attention(args, dtype == torch::kBFloat16, c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(error == cudaSuccess, "paged_decode_attention: ", cudaGetErrorString(error));
+}
+
+int64_t decode_shared_bytes(int64_t head_size, int64_t group) {
+  TORCH_CHECK(head_size == 64 || head_size == 128 || head_size == 256, "head_size 64, 128 or 256");
+  TORCH_CHECK(group >= 1 && group <= 8, "1 to 8 query heads per kv head");
+  return llmrt_cuda::paged_decode_shared_bytes(static_cast<int>(head_size), static_cast<int>(group));
 }
 
 }  // namespace
@@ -99,4 +120,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("q"), py::arg("k_new"), py::arg("v_new"), py::arg("k_cache"), py::arg("v_cache"), py::arg("out"),
         py::arg("part_out"), py::arg("part_stats"), py::arg("seq_lens"), py::arg("block_tables"),
         py::arg("slot_mapping"), py::arg("num_splits"), py::arg("scale"));
+  m.def("decode_shared_bytes", &decode_shared_bytes,
+        "Dynamic shared memory one block of paged_decode_attention needs for a head size and group",
+        py::arg("head_size"), py::arg("group"));
 }

@@ -302,16 +302,21 @@ constexpr int unroll_for() {
   return GROUP <= 2 ? 8 : (GROUP == 4 ? 4 : 2);
 }
 
-template <typename scalar_t, int HEAD, int GROUP>
-void launch(const DecodeArgs& a, cudaStream_t stream) {
-  constexpr int kUnroll = unroll_for<GROUP>();
-  constexpr int kStageBytes = kNumWarps * kStages * 2 * kUnroll * 32 * 16;
+template <int HEAD, int GROUP>
+constexpr int shared_bytes() {
+  constexpr int kStageBytes = kNumWarps * kStages * 2 * unroll_for<GROUP>() * 32 * 16;
   constexpr int kCombineBytes = kNumWarps * GROUP * (HEAD + 2) * 4;
-  constexpr int kSharedBytes = kStageBytes > kCombineBytes ? kStageBytes : kCombineBytes;
-  auto kernel = paged_decode_kernel<scalar_t, HEAD, GROUP, kNumWarps, kUnroll, kStages>;
-  static const cudaError_t raised = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                         kSharedBytes);
-  (void)raised;  // a failure shows as a launch error
+  return kStageBytes > kCombineBytes ? kStageBytes : kCombineBytes;
+}
+
+template <typename scalar_t, int HEAD, int GROUP>
+cudaError_t launch(const DecodeArgs& a, cudaStream_t stream) {
+  constexpr int kSharedBytes = shared_bytes<HEAD, GROUP>();
+  auto kernel = paged_decode_kernel<scalar_t, HEAD, GROUP, kNumWarps, unroll_for<GROUP>(), kStages>;
+  // Per launch: the limit is per device (cheap, and allowed while a graph is captured).
+  const cudaError_t raised = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                  kSharedBytes);
+  if (raised != cudaSuccess) return raised;
   const dim3 grid(a.num_kv_heads, a.num_seqs, a.num_splits);
   kernel<<<grid, kNumWarps * 32, kSharedBytes, stream>>>(
       static_cast<const scalar_t*>(a.q), static_cast<const scalar_t*>(a.k_new),
@@ -319,10 +324,11 @@ void launch(const DecodeArgs& a, cudaStream_t stream) {
       static_cast<scalar_t*>(a.out), a.part_out, a.part_stats, a.seq_lens, a.block_tables, a.slot_mapping,
       a.stride_nt, a.stride_qt, a.stride_qh, a.stride_ot, a.stride_oh, a.stride_cb, a.stride_cs, a.stride_ch,
       a.stride_bt, a.num_heads, a.group, a.block_shift, a.num_splits, a.scale * kLog2e);
+  return cudaGetLastError();
 }
 
 template <typename scalar_t, int HEAD>
-void launch_for_group(const DecodeArgs& a, cudaStream_t stream) {
+cudaError_t launch_for_group(const DecodeArgs& a, cudaStream_t stream) {
   if (a.group <= 1) return launch<scalar_t, HEAD, 1>(a, stream);
   if (a.group <= 2) return launch<scalar_t, HEAD, 2>(a, stream);
   if (a.group <= 4) return launch<scalar_t, HEAD, 4>(a, stream);
@@ -330,7 +336,7 @@ void launch_for_group(const DecodeArgs& a, cudaStream_t stream) {
 }
 
 template <typename scalar_t>
-void launch_for_head(const DecodeArgs& a, cudaStream_t stream) {
+cudaError_t launch_for_head(const DecodeArgs& a, cudaStream_t stream) {
   switch (a.head_size) {
     case 64: return launch_for_group<scalar_t, 64>(a, stream);
     case 128: return launch_for_group<scalar_t, 128>(a, stream);
@@ -338,13 +344,25 @@ void launch_for_head(const DecodeArgs& a, cudaStream_t stream) {
   }
 }
 
+template <int HEAD>
+int shared_bytes_for_group(int group) {
+  if (group <= 1) return shared_bytes<HEAD, 1>();
+  if (group <= 2) return shared_bytes<HEAD, 2>();
+  if (group <= 4) return shared_bytes<HEAD, 4>();
+  return shared_bytes<HEAD, 8>();
+}
+
 }  // namespace
 
-void paged_decode_attention(const DecodeArgs& args, bool bfloat16, cudaStream_t stream) {
-  if (bfloat16) {
-    launch_for_head<__nv_bfloat16>(args, stream);
-  } else {
-    launch_for_head<__half>(args, stream);
+cudaError_t paged_decode_attention(const DecodeArgs& args, bool bfloat16, cudaStream_t stream) {
+  return bfloat16 ? launch_for_head<__nv_bfloat16>(args, stream) : launch_for_head<__half>(args, stream);
+}
+
+int paged_decode_shared_bytes(int head_size, int group) {
+  switch (head_size) {
+    case 64: return shared_bytes_for_group<64>(group);
+    case 128: return shared_bytes_for_group<128>(group);
+    default: return shared_bytes_for_group<256>(group);
   }
 }
 

@@ -26,6 +26,10 @@ struct DecodeArgs {
 };
 
 // head_size 64, 128 or 256; group (query heads per kv head) 1 to 8; bfloat16 or float16.
-void paged_decode_attention(const DecodeArgs& args, bool bfloat16, cudaStream_t stream);
+// Returns the launch's error (cudaSuccess when it was queued).
+cudaError_t paged_decode_attention(const DecodeArgs& args, bool bfloat16, cudaStream_t stream);
+
+// Dynamic shared memory one block of that launch needs (the device must allow it per block).
+int paged_decode_shared_bytes(int head_size, int group);
 
 }  // namespace llmrt_cuda

@@ -79,9 +79,11 @@ def test_matches_reference(native_calls, dtype, head_size, heads, kv_heads):
 
 @needs_kernel
 @pytest.mark.parametrize("splits", [2, 3, 16])
-def test_splits_combine(native_calls, splits):
-    """Several KV splits per sequence, through the Triton reduction (empty splits included)."""
-    _compare(torch.bfloat16, 16, 8, 128, [5, 40, 700, 2047], splits=splits, seed=splits)
+@pytest.mark.parametrize("heads,kv_heads,head_size", [(16, 8, 128), (8, 8, 64), (32, 8, 256), (16, 2, 128)])
+def test_splits_combine(native_calls, splits, heads, kv_heads, head_size):
+    """Several KV splits per sequence, through the Triton reduction (empty splits included), for
+    groups 1, 2, 4 and 8 and every head size."""
+    _compare(torch.bfloat16, heads, kv_heads, head_size, [5, 40, 700, 2047], splits=splits, seed=splits)
     assert native_calls
 
 
@@ -94,20 +96,52 @@ def test_other_block_sizes(native_calls, block):
 
 def test_large_batches_of_larger_groups_stay_on_triton(monkeypatch):
     """Without splits, groups above NATIVE_LARGE_BATCH_MAX_GROUP run the Triton kernel (faster
-    there); with splits, or with smaller groups, the CUDA one."""
+    there); with splits, or with smaller groups, the CUDA one. Keys and values the kernel cannot
+    read as one layout (a key made contiguous next to a strided value) stay on Triton too."""
     from llmrt_cuda import attention
     from llmrt_cuda.native import NativeKernels
 
     monkeypatch.setattr(attention, "native_kernels", lambda: NativeKernels(object(), "test"))
-    q = torch.zeros(2, 32, 128, dtype=torch.bfloat16)
+    monkeypatch.setattr(attention, "_device_fits", lambda *args: True)
+    qkv = torch.zeros(2, 48, 128, dtype=torch.bfloat16)
+    q, k, v = qkv[:, :32], qkv[:, 32:40], qkv[:, 40:]
     cache = torch.zeros(2, 4, 16, 8, 128, dtype=torch.bfloat16)
     group_four = attention.CudaPagedAttention(AttentionConfig(32, 8, 128, 0.1, dtype=torch.bfloat16))
-    assert not group_four._runs_native_decode(q, cache, 1)
-    assert group_four._runs_native_decode(q, cache, 2)
+    assert not group_four._runs_native_decode(q, k, v, cache, 1)
+    assert group_four._runs_native_decode(q, k, v, cache, 2)
+    assert not group_four._runs_native_decode(q, k.contiguous(), v, cache, 2)
     group_two = attention.CudaPagedAttention(AttentionConfig(16, 8, 128, 0.1, dtype=torch.bfloat16))
-    assert group_two._runs_native_decode(q[:, :16], cache, 1)
+    assert group_two._runs_native_decode(q[:, :16], k, v, cache, 1)
     odd_blocks = torch.zeros(2, 4, 24, 8, 128, dtype=torch.bfloat16)
-    assert not group_two._runs_native_decode(q[:, :16], odd_blocks, 2)
+    assert not group_two._runs_native_decode(q[:, :16], k, v, odd_blocks, 2)
+
+
+@pytest.mark.parametrize("capability,optin,fits", [
+    ((9, 0), 232448, True),   # H100: 227 KiB a block
+    ((8, 0), 166912, False),  # A100: too old (and 163 KiB)
+    ((12, 0), 101376, False),  # a consumer Blackwell: 99 KiB
+])
+def test_gpus_that_cannot_run_the_kernel_keep_triton(monkeypatch, capability, optin, fits):
+    from types import SimpleNamespace
+
+    from llmrt_cuda import attention
+    from llmrt_cuda.native import NativeKernels
+
+    module = SimpleNamespace(decode_shared_bytes=lambda head_size, group: 196608)
+    monkeypatch.setattr(attention, "native_kernels", lambda: NativeKernels(module, "test"))
+    props = SimpleNamespace(major=capability[0], minor=capability[1], shared_memory_per_block_optin=optin)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: props)
+    assert attention._device_fits.__wrapped__(torch.device("cuda", 0), 128, 2) == fits
+
+
+@needs_kernel
+def test_shared_memory_fits_this_gpu():
+    """The kernel's shared memory for every head size and group fits the GPU the tests run on."""
+    props = torch.cuda.get_device_properties(0)
+    limit = getattr(props, "shared_memory_per_block_optin", 227 * 1024)
+    for head_size in (64, 128, 256):
+        for group in (1, 2, 4, 8):
+            assert native_kernels().module.decode_shared_bytes(head_size, group) <= limit
 
 
 @needs_kernel

@@ -13,6 +13,8 @@ is not built.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from llmrt.attention.metadata import AttentionMetadata
 from llmrt_triton.paged_attention import TritonPagedAttention
@@ -49,13 +51,19 @@ class CudaPagedAttention(TritonPagedAttention):
         block = cache_k.shape[1]
         return block & (block - 1) == 0
 
-    def _runs_native_decode(self, q: torch.Tensor, kv_cache: torch.Tensor, splits: int) -> bool:
-        """Supported layers, aligned query rows, power-of-two blocks; a large batch (no split) only
-        for groups up to :data:`NATIVE_LARGE_BATCH_MAX_GROUP`."""
+    def _runs_native_decode(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_cache: torch.Tensor, splits: int
+    ) -> bool:
+        """Supported layers on a GPU that can run the kernel, rows the kernel can read, power-of-two
+        blocks; a large batch (no split) only for groups up to :data:`NATIVE_LARGE_BATCH_MAX_GROUP`."""
         group = self.config.num_heads // self.config.num_kv_heads
         return (
             self.native_decode_supported(q.dtype)
+            and _device_fits(q.device, self.config.head_size, group)
             and _rows_aligned(q)
+            and _rows_aligned(k)
+            and k.stride() == v.stride()
+            and k.stride(1) == self.config.head_size
             and self.native_cache_supported(kv_cache[0])
             and (splits > 1 or group <= NATIVE_LARGE_BATCH_MAX_GROUP)
         )
@@ -80,7 +88,24 @@ class CudaPagedAttention(TritonPagedAttention):
         )
 
 
-def _rows_aligned(q: torch.Tensor) -> bool:
-    """The kernel reads each query row (and key and value row, laid out alike) as 16-byte pieces."""
-    strides_ok = q.stride(0) % 8 == 0 and q.stride(1) % 8 == 0 and q.stride(2) == 1
-    return q.data_ptr() % 16 == 0 and strides_ok
+def _rows_aligned(rows: torch.Tensor) -> bool:
+    """The kernel reads each row ``[tokens, heads, head_size]`` as 16-byte pieces."""
+    strides_ok = rows.stride(0) % 8 == 0 and rows.stride(1) % 8 == 0 and rows.stride(2) == 1
+    return rows.data_ptr() % 16 == 0 and strides_ok
+
+
+NATIVE_MIN_CAPABILITY = (9, 0)
+"""The extension is built for Hopper (``setup.py``'s default ``TORCH_CUDA_ARCH_LIST``, 9.0 and
+PTX for newer GPUs); older GPUs keep the Triton kernel."""
+
+
+@lru_cache(maxsize=64)
+def _device_fits(device: torch.device, head_size: int, group: int) -> bool:
+    """The GPU is recent enough and lets one block use the kernel's shared memory (192 KiB for
+    groups up to 2: more than an A100 or a consumer GPU allows)."""
+    props = torch.cuda.get_device_properties(device)
+    if (props.major, props.minor) < NATIVE_MIN_CAPABILITY:
+        return False
+    limit = getattr(props, "shared_memory_per_block_optin", None)
+    needed = native_kernels().module.decode_shared_bytes(head_size, group)
+    return limit is None or needed <= limit

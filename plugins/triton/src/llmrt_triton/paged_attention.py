@@ -57,7 +57,7 @@ class TritonPagedAttention(AttentionImpl):
             splits = plan.decode_splits(
                 metadata.num_seqs, cfg.num_kv_heads, metadata.max_seq_len, q.device
             )
-        native = decode and n > 0 and self._runs_native_decode(q, kv_cache, splits)
+        native = decode and n > 0 and self._runs_native_decode(q, k, v, kv_cache, splits)
         if not native:
             write_kv_cache(k, v, kv_cache, metadata.slot_mapping)
         out = torch.empty((n, cfg.num_heads, cfg.head_size), dtype=query.dtype, device=query.device)
@@ -153,9 +153,12 @@ class TritonPagedAttention(AttentionImpl):
                 num_warps=4,
             )
 
-    def _runs_native_decode(self, q: torch.Tensor, kv_cache: torch.Tensor, splits: int) -> bool:
+    def _runs_native_decode(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_cache: torch.Tensor, splits: int
+    ) -> bool:
         """Hook for a backend's own decode kernel: whether it takes this decode batch (default:
-        no, the Triton kernel runs). Must not depend on anything a CUDA graph would not replay."""
+        no, the Triton kernel runs). ``q``, ``k``, ``v`` are ``[S, heads, head_size]`` views of
+        the step's projections. Must not depend on anything a CUDA graph would not replay."""
         return False
 
     def _native_decode(
