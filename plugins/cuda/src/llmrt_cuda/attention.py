@@ -24,6 +24,9 @@ from llmrt_cuda.native import native_kernels
 NATIVE_HEAD_SIZES = (64, 128, 256)
 NATIVE_MAX_GROUP = 8
 NATIVE_DTYPES = (torch.bfloat16, torch.float16)
+NATIVE_MIN_CAPABILITY = (9, 0)
+"""The extension is built for Hopper (``setup.py``'s default ``TORCH_CUDA_ARCH_LIST``, 9.0 and
+PTX for newer GPUs); older GPUs keep the Triton kernel."""
 NATIVE_LARGE_BATCH_MAX_GROUP = 2
 """Largest group (query heads per kv head) whose large decode batches (no KV split) run the CUDA
 kernel: at 4 (Llama-3-8B, 256 sequences) Triton's kernel was 4-7% faster on an H100; at 2
@@ -92,11 +95,6 @@ def _rows_aligned(rows: torch.Tensor) -> bool:
     """The kernel reads each row ``[tokens, heads, head_size]`` as 16-byte pieces."""
     strides_ok = rows.stride(0) % 8 == 0 and rows.stride(1) % 8 == 0 and rows.stride(2) == 1
     return rows.data_ptr() % 16 == 0 and strides_ok
-
-
-NATIVE_MIN_CAPABILITY = (9, 0)
-"""The extension is built for Hopper (``setup.py``'s default ``TORCH_CUDA_ARCH_LIST``, 9.0 and
-PTX for newer GPUs); older GPUs keep the Triton kernel."""
 
 
 @lru_cache(maxsize=64)

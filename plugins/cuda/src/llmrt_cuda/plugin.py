@@ -38,9 +38,9 @@ def llmrt_register_attention_backends(register: Register) -> None:
     ``cuda``: the same with decode batches on the CUDA C++ kernel, where the package built it."""
     from llmrt_triton import register_triton_attention, triton_available
 
-    register_triton_attention(register, backend="cuda", priority=10)
     from llmrt_cuda.native import native_kernels
 
+    register_triton_attention(register, backend="cuda", priority=10)
     if triton_available().usable and native_kernels().module is not None:
         from llmrt_cuda.attention import CudaPagedAttention
 
