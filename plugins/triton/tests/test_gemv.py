@@ -72,3 +72,28 @@ def test_linear_method_routes_single_rows(device, monkeypatch, rows, dtype, uses
     assert out.shape == (rows, 24)
     assert bool(calls) == uses_gemv
 
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_gemv_writes_float32(gemv_module, device, dtype):
+    """``out_dtype=float32`` keeps the float32 accumulation instead of rounding to the input's."""
+    x = torch.randn(1, 300, device=device, dtype=dtype)
+    w = (torch.randn(70, 300, device=device) / 300**0.5).to(dtype)
+    got = gemv_module.gemv(x, w, out_dtype=torch.float32)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, F.linear(x.float(), w.float()), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_linear_method_float32_logits(device, rows, dtype):
+    """The LM head's float32 logits: the products' own float32 output where there is one, else
+    the model-dtype product converted; the same values either way (up to the 16-bit rounding)."""
+    from llmrt_triton import linear
+
+    layer = _Layer(40, 64, dtype, device)
+    x = torch.randn(rows, 64, device=device, dtype=dtype)
+    got = linear.GemvLinearMethod().apply_float32(layer, x)
+    assert got.dtype == torch.float32 and got.shape == (rows, 40)
+    expected = F.linear(x.float(), layer.weight.float())
+    torch.testing.assert_close(got, expected, **TOL[dtype])

@@ -291,7 +291,7 @@ class DecoderForCausalLM(CausalLM):
 
     def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """See :meth:`CausalLM.compute_logits`; soft-capping is done in float32."""
-        logits = self.lm_head(hidden_states).float()
+        logits = self.lm_head.forward_float32(hidden_states)
         cap = self.spec.final_softcap
         if cap is not None:
             logits = torch.tanh(logits / cap) * cap

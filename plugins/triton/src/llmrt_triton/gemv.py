@@ -59,9 +59,10 @@ def _gemv_kernel(
 
 def gemv(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-    config: GemvConfig = DEFAULT_CONFIG,
+    config: GemvConfig = DEFAULT_CONFIG, out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """``x [1, K] @ weight[N, K]^T (+ bias) -> [1, N]``, accumulated in float32.
+    """``x [1, K] @ weight[N, K]^T (+ bias) -> [1, N]``, accumulated in float32 and written in
+    ``out_dtype`` (default: ``x``'s).
 
     ``weight`` must be contiguous along ``K``.
     """
@@ -70,7 +71,7 @@ def gemv(
     k = x.shape[1]
     n = weight.shape[0]
     x = x.contiguous()
-    out = torch.empty((1, n), dtype=x.dtype, device=x.device)
+    out = torch.empty((1, n), dtype=out_dtype or x.dtype, device=x.device)
     if n == 0:
         return out
     has_bias = bias is not None

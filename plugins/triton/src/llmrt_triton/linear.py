@@ -26,8 +26,23 @@ class GemvLinearMethod(UnquantizedLinearMethod):
 
     def apply(self, layer: nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """``x @ W^T + b``."""
+        if _one_row(x, layer.weight):
+            return gemv(x, layer.weight, bias)
+        return F.linear(x, layer.weight, bias)
+
+    def apply_float32(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The LM head's logits written in float32 by the product itself: one row through the GEMV
+        kernel, more through cuBLAS's 16-bit product with a float32 output (``torch.mm``'s
+        ``out_dtype``, CUDA only). On an H100, 256 x 151,936 logits: 175 us instead of 269 for
+        the 16-bit product and a conversion."""
         weight = layer.weight
-        if (x.dim() == 2 and x.shape[0] == 1 and x.dtype in GEMV_DTYPES
-                and weight.dtype == x.dtype and weight.stride(-1) == 1):
-            return gemv(x, weight, bias)
-        return F.linear(x, weight, bias)
+        if _one_row(x, weight):
+            return gemv(x, weight, out_dtype=torch.float32)
+        if x.is_cuda and x.dim() == 2 and x.dtype in GEMV_DTYPES and weight.dtype == x.dtype:
+            return torch.mm(x, weight.t(), out_dtype=torch.float32)
+        return super().apply_float32(layer, x)
+
+
+def _one_row(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (x.dim() == 2 and x.shape[0] == 1 and x.dtype in GEMV_DTYPES
+            and weight.dtype == x.dtype and weight.stride(-1) == 1)

@@ -98,7 +98,14 @@ class ParallelLMHead(VocabParallelEmbedding):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits over the whole vocabulary, in the model dtype."""
-        logits = self.quant_method.apply(self, hidden, None)
+        return self._gathered(self.quant_method.apply(self, hidden, None))
+
+    def forward_float32(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits over the whole vocabulary in float32, written so by the product where the
+        linear method can (:meth:`QuantMethod.apply_float32`)."""
+        return self._gathered(self.quant_method.apply_float32(self, hidden))
+
+    def _gathered(self, logits: torch.Tensor) -> torch.Tensor:
         if self.ctx.tp_size > 1:
             logits = self.ctx.all_gather(logits, dim=-1)
         return logits[..., : self.num_embeddings]

@@ -53,6 +53,14 @@ class QuantMethod(ABC):
     def apply(self, layer: nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """``x [..., in] -> [..., out]`` with the layer's weights, adding ``bias`` when given."""
 
+    def apply_float32(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``x @ W^T`` in float32 (the LM head's logits, which sampling reads in float32).
+
+        Default: :meth:`apply`, then a conversion. A method whose product can write float32
+        directly overrides it and saves a pass over the logits.
+        """
+        return self.apply(layer, x, None).float()
+
     def process_weights_after_loading(self, layer: nn.Module) -> None:  # noqa: B027 - optional hook
         """Repack or convert loaded weights (called once, after every tensor is loaded)."""
 
