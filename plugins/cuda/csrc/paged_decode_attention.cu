@@ -83,12 +83,12 @@ __device__ inline float warp_max(float value) {
 // Asynchronous 16-byte copies global -> shared (cp.async), zero-filled where src_bytes is 0.
 __device__ inline void copy_async(void* dst, const void* src, int src_bytes) {
   const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(src), "r"(src_bytes));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(src), "r"(src_bytes) : "memory");
 }
-__device__ inline void commit_copies() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ inline void commit_copies() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int PENDING>
 __device__ inline void wait_copies() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
 }
 
 template <typename scalar_t, int HEAD, int GROUP, int NUM_WARPS, int UNROLL, int STAGES>
