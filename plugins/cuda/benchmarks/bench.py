@@ -106,7 +106,7 @@ def llmrt_nano(args) -> None:
     allocator = _allocator_counts()
     if args.sync_debug:
         _report_synchronizations()
-    timeline = HostTimeline(llm) if args.host_timeline else None
+    timeline = HostTimeline(llm, stalls=args.host_stalls) if args.host_timeline or args.host_stalls else None
     if args.trace_first:  # where the first run's extra time goes (timed under the tracer)
         from gpu_trace import gpu_trace
 
@@ -195,7 +195,12 @@ def _triton_variants() -> int:
 
 class HostTimeline:
     """``--host-timeline``: host time of each part of the first engine steps, without waiting for
-    the GPU (so the run behaves as usual); prints one line per step."""
+    the GPU (so the run behaves as usual); prints one line per step.
+
+    ``--host-stalls``: the same parts for every step, and the slowest steps by host time outside
+    the wait for the previous step's tokens (``resolve``), with the CUDA segments allocated and
+    garbage collections run during each: where the GPU waited for the host mid-run.
+    """
 
     PARTS = (
         ("schedule", "scheduler", "schedule"),
@@ -205,27 +210,45 @@ class HostTimeline:
         ("sample", "runner", "_sample"),
         ("to_host", "transfers", "to_host"),
         ("record", "engine", "_record_pending"),
+        ("resolve", "pending", "resolve"),
+        ("update", "scheduler", "update_from_output"),
+        ("outputs", "outputs", "update"),
     )
 
-    def __init__(self, llm, steps: int = 40) -> None:
+    def __init__(self, llm, steps: int = 40, stalls: bool = False) -> None:
+        import gc
+
+        from llmrt.engine.pending_step import PendingStep
+
         engine = llm.llm_engine
         owners = {"scheduler": engine.scheduler, "runner": engine.runner, "model": engine.runner.model,
-                  "transfers": engine.runner.transfers, "engine": engine}
+                  "transfers": engine.runner.transfers, "engine": engine, "pending": PendingStep,
+                  "outputs": engine.output_processor}
         self.steps: list[dict[str, float]] = []
-        self.limit = steps
+        self.limit = 1 << 30 if stalls else steps
+        self.stalls = stalls
         for part, owner, name in self.PARTS:
             self._wrap(owners[owner], name, part)
         step = engine.step
 
         def timed_step(*args, **kwargs):
             if len(self.steps) < self.limit:
-                self.steps.append({"start": time.perf_counter()})
+                self.steps.append({"start": time.perf_counter(), "segments": self._segments(),
+                                   "gcs": sum(s["collections"] for s in gc.get_stats())})
             result = step(*args, **kwargs)
             if len(self.steps) <= self.limit and "end" not in self.steps[-1]:
-                self.steps[-1]["end"] = time.perf_counter()
+                current = self.steps[-1]
+                current["end"] = time.perf_counter()
+                current["segments"] = self._segments() - current["segments"]
+                current["gcs"] = sum(s["collections"] for s in gc.get_stats()) - current["gcs"]
             return result
 
         engine.step = timed_step
+
+    def _segments(self) -> int:
+        import torch
+
+        return torch.cuda.memory_stats().get("segment.all.allocated", 0) if self.stalls else 0
 
     def _wrap(self, owner, name: str, part: str) -> None:
         inner = getattr(owner, name)
@@ -241,9 +264,16 @@ class HostTimeline:
         setattr(owner, name, timed)
 
     def print(self) -> None:
-        for index, step in enumerate(self.steps):
+        steps = list(enumerate(self.steps))
+        if self.stalls:
+            exposed = lambda item: item[1]["end"] - item[1]["start"] - item[1].get("resolve", 0.0)
+            totals = {p: round(sum(s.get(p, 0.0) for s in self.steps), 3) for p, _, _ in self.PARTS}
+            print(f"HOST {len(steps)} steps, seconds per part: {totals}", flush=True)
+            steps = sorted(steps, key=exposed, reverse=True)[:25]
+        for index, step in steps:
             parts = " ".join(f"{p}={step.get(p, 0.0) * 1e3:.2f}" for p, _, _ in self.PARTS)
-            print(f"HOST step {index} total={(step['end'] - step['start']) * 1e3:.2f} ms {parts}", flush=True)
+            print(f"HOST step {index} total={(step['end'] - step['start']) * 1e3:.2f} ms {parts} "
+                  f"segments={step.get('segments', 0)} gcs={step.get('gcs', 0)}", flush=True)
 
 
 class StepProfiler:
@@ -509,6 +539,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="time each part of the engine step")
     parser.add_argument("--host-timeline", action="store_true",
                         help="nano: host time of each part of the first 40 steps (no GPU waits)")
+    parser.add_argument("--host-stalls", action="store_true",
+                        help="nano: the steps with the most host time outside waiting for tokens")
     parser.add_argument("--sync-debug", action="store_true",
                         help="nano: print each place the timed run waits for the GPU")
     parser.add_argument("--no-warm-up", action="store_true",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call: set up, then run the phases named as arguments (tests nano nano-llmrt tune
+# One device call: set up, then run the phases named as arguments (tests nano nano-llmrt host-stalls tune
 # llama latency throughput throughput-512 startup kernels native nano-native gemv splits layout ab-nano
 # ab-latency), logging everything to $OUT and ending with the
 # RESULT lines. From the repository root:
@@ -69,6 +69,10 @@ for phase in "$@"; do
       model qwen3-0.6b
       log "host-timeline"
       timeout 120 $BENCH llmrt-nano $MODELS/qwen3-0.6b --host-timeline 2>&1 | grep -E "^HOST|^RESULT" | tee -a "$OUT/results.txt" ;;
+    host-stalls)  # the nano steps whose host work (not waiting for tokens) took longest
+      model qwen3-0.6b
+      log "host-stalls"
+      timeout 120 $BENCH llmrt-nano $MODELS/qwen3-0.6b --host-stalls 2>&1 | grep -E "^HOST|^RESULT" | tee -a "$OUT/results.txt" ;;
     sync-debug)  # where a nano run (64 requests) waits for the GPU
       model qwen3-0.6b
       log "sync-debug"
