@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call: set up, then run the phases named as arguments (tests nano nano-llmrt host-stalls tune
+# One device call: set up, then run the phases named as arguments (tests nano nano-llmrt host-stalls ab-env tune
 # llama latency throughput throughput-512 startup kernels native nano-native gemv splits layout ab-nano
 # ab-latency), logging everything to $OUT and ending with the
 # RESULT lines. From the repository root:
@@ -77,6 +77,13 @@ for phase in "$@"; do
       model qwen3-0.6b
       log "sync-debug"
       timeout 120 $BENCH llmrt-nano $MODELS/qwen3-0.6b --num-prompts 64 --sync-debug 2>&1 | grep -E "^SYNC|^RESULT" | sort | uniq -c | sort -rn | head -30 | tee -a "$OUT/results.txt" ;;
+    ab-env)  # nano as it is and with the environment assignments in AB_ENV, alternating
+      model qwen3-0.6b
+      for round in ${AB_ROUNDS:-1 2}; do
+        bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | sed 's/^RESULT {/RESULT {"env": "default", /'
+        env ${AB_ENV:?set AB_ENV} $BENCH llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} 2>&1 | grep "^RESULT" \
+          | sed "s/^RESULT {/RESULT {\"env\": \"$AB_ENV\", /" | tee -a "$OUT/results.txt"
+      done ;;
     nano-first)  # the first run traced (where its extra time goes), then a second run
       model qwen3-0.6b
       bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace-first ;;
