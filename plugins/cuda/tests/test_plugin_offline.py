@@ -72,7 +72,8 @@ def test_triton_kernels_are_registered_for_cuda():
 
 
 def test_warm_up_step_runs_on_any_runner(tmp_path):
-    """The startup warm-up (a mixed prompt-chunk + decode batch, both samplers) on the CPU runner."""
+    """The startup warm-up (a mixed prompt-chunk + decode batch, both samplers, the LM head at
+    every row count) on the CPU runner."""
     pytest.importorskip("llmrt_cpu", reason="runs the warm-up on the CPU backend (llmrt-cpu)")
     from llmrt import LLM
     from llmrt.testing import build_tiny_model
@@ -83,11 +84,15 @@ def test_warm_up_step_runs_on_any_runner(tmp_path):
     calls = []
     model = runner.model
     runner.model = lambda *args: calls.append(args[2]) or model(*args)
-    runner.model.compute_logits = model.compute_logits
+    logit_rows = []
+    runner.model.compute_logits = lambda hidden: logit_rows.append(len(hidden)) or model.compute_logits(hidden)
     CudaModelRunner._warm_up(runner, llm.llm_engine.num_blocks)
     (metadata,) = calls
     chunk = llm.llm_engine.config.scheduler.max_num_batched_tokens - 3
     assert metadata.query_start_loc_cpu == [0, chunk, chunk + 1, chunk + 2, chunk + 3]
+    # then the LM head at every row count a step can sample (cuBLAS loads kernels per shape)
+    max_num_seqs = llm.llm_engine.config.scheduler.max_num_seqs
+    assert logit_rows == [4, *range(1, max_num_seqs + 1)]
 
 
 def test_steps_a_graph_covers_replay_it():
