@@ -198,8 +198,8 @@ class HostTimeline:
     the GPU (so the run behaves as usual); prints one line per step.
 
     ``--host-stalls``: the same parts for every step, and the slowest steps by host time outside
-    the wait for the previous step's tokens (``resolve``), with the CUDA segments allocated and
-    garbage collections run during each: where the GPU waited for the host mid-run.
+    the wait for the previous step's tokens (``resolve``), with what happened to the process
+    meanwhile (``_counters``): where the GPU waited for the host mid-run.
     """
 
     PARTS = (
@@ -216,8 +216,6 @@ class HostTimeline:
     )
 
     def __init__(self, llm, steps: int = 40, stalls: bool = False) -> None:
-        import gc
-
         from llmrt.engine.pending_step import PendingStep
 
         engine = llm.llm_engine
@@ -233,22 +231,31 @@ class HostTimeline:
 
         def timed_step(*args, **kwargs):
             if len(self.steps) < self.limit:
-                self.steps.append({"start": time.perf_counter(), "segments": self._segments(),
-                                   "gcs": sum(s["collections"] for s in gc.get_stats())})
+                self.steps.append({"start": time.perf_counter(), **self._counters()})
             result = step(*args, **kwargs)
             if len(self.steps) <= self.limit and "end" not in self.steps[-1]:
                 current = self.steps[-1]
                 current["end"] = time.perf_counter()
-                current["segments"] = self._segments() - current["segments"]
-                current["gcs"] = sum(s["collections"] for s in gc.get_stats()) - current["gcs"]
+                for name, value in self._counters().items():
+                    current[name] = value - current[name]
             return result
 
         engine.step = timed_step
 
-    def _segments(self) -> int:
+    def _counters(self) -> dict[str, float]:
+        """What can slow a whole step: new CUDA segments, garbage collections, page faults,
+        context switches (involuntary: the process was preempted), and the process's CPU time."""
+        if not self.stalls:
+            return {}
+        import gc
+        import resource
+
         import torch
 
-        return torch.cuda.memory_stats().get("segment.all.allocated", 0) if self.stalls else 0
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {"segments": torch.cuda.memory_stats().get("segment.all.allocated", 0),
+                "gcs": sum(s["collections"] for s in gc.get_stats()), "faults": usage.ru_minflt + usage.ru_majflt,
+                "preempted": usage.ru_nivcsw, "waits": usage.ru_nvcsw, "cpu_ms": time.process_time() * 1e3}
 
     def _wrap(self, owner, name: str, part: str) -> None:
         inner = getattr(owner, name)
@@ -272,8 +279,9 @@ class HostTimeline:
             steps = sorted(steps, key=exposed, reverse=True)[:25]
         for index, step in steps:
             parts = " ".join(f"{p}={step.get(p, 0.0) * 1e3:.2f}" for p, _, _ in self.PARTS)
-            print(f"HOST step {index} total={(step['end'] - step['start']) * 1e3:.2f} ms {parts} "
-                  f"segments={step.get('segments', 0)} gcs={step.get('gcs', 0)}", flush=True)
+            counters = " ".join(f"{name}={round(step[name], 2)}" for name in self._counters() if name in step)
+            print(f"HOST step {index} total={(step['end'] - step['start']) * 1e3:.2f} ms {parts} {counters}",
+                  flush=True)
 
 
 class StepProfiler:
