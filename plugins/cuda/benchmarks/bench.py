@@ -560,7 +560,13 @@ def main() -> None:
     parser.add_argument(
         "--decode-config", help="BLOCK_N,WARPS,STAGES of the decode attention launch (tuning runs)"
     )
+    parser.add_argument("--prompt-config",
+                        help="BLOCK_M,BLOCK_N,WARPS,STAGES of the prompt attention launch (tuning runs)")
+    parser.add_argument("--prompt-tiles-last-first", action="store_true",
+                        help="launch each prompt step's attention tiles in reverse (longest work first)")
     args = parser.parse_args()
+    if args.prompt_config or args.prompt_tiles_last_first:
+        _override_prompt_launch(args.prompt_config, args.prompt_tiles_last_first)
     if args.no_warm_up:
         from llmrt_cuda.model_runner import CudaModelRunner
 
@@ -578,6 +584,18 @@ def _override_decode_config(block_n: int, warps: int, stages: int) -> None:
     attention_plan.decode_config = lambda group, head_size: attention_plan.LaunchConfig(
         default(group, head_size).block_m, block_n, warps, stages
     )
+
+
+def _override_prompt_launch(config: str | None, last_first: bool) -> None:
+    """Replace the prompt attention launch of llmrt-triton (for measuring alternatives)."""
+    from llmrt_triton import attention_plan
+
+    if config:
+        launch = attention_plan.LaunchConfig(*map(int, config.split(",")))
+        attention_plan.prompt_config = lambda group, head_size: launch
+    if last_first:
+        tiles = attention_plan.prompt_tiles
+        attention_plan.prompt_tiles = lambda *args: tuple(t.flip(0) for t in tiles(*args))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     python decode_attention_bench.py --spread   # blocks spread over a large cache (TLB reach)
     python decode_attention_bench.py --layout   # token- against head-major blocks, 16 and 64 tokens
     python decode_attention_bench.py --native   # the CUDA C++ kernel (llmrt_cuda._C) against Triton
+    python decode_attention_bench.py --prompt   # prompt attention (a nano prompt step) by launch
 
 Three shapes (bf16, head size 128, 16-token blocks scattered at random over the cache):
 Qwen3-0.6B (16 query / 8 kv heads) with 256 sequences of 100-1500 tokens, Llama-3-8B (32 / 8)
@@ -209,7 +210,71 @@ def native_table() -> None:
     print(f"| read ceiling | torch sum of 4 GiB | {ms * 1000:.1f} | {data.numel() * 2 / ms / 1e6:.0f} | |")
 
 
+PROMPT_CONFIGS = [  # (block_m, block_n, warps, stages); (64, 64, 4, 2) was the default
+    (64, 64, 4, 2),
+    (64, 64, 4, 3),
+    (64, 128, 4, 2),
+    (128, 64, 4, 2),
+    (128, 64, 8, 2),
+    (128, 64, 8, 3),
+    (128, 128, 8, 2),
+    (128, 32, 4, 3),
+    (256, 64, 8, 2),
+]
+
+
+def _prompt_batch(tokens: int, lo: int, hi: int, device: torch.device) -> tuple[AttentionMetadata, int]:
+    """Metadata of whole prompts (no cached prefix) of lengths uniform in [lo, hi] filling a
+    step of ``tokens``, blocks drawn at random; returns it with the number of blocks."""
+    rng = random.Random(0)
+    lens: list[int] = []
+    while sum(lens) < tokens:
+        lens.append(min(rng.randint(lo, hi), tokens - sum(lens)))
+    need = [-(-n // BLOCK) for n in lens]
+    ids = list(range(sum(need) + 8))
+    rng.shuffle(ids)
+    tables, start = [], 0
+    for n in need:
+        tables.append(ids[start : start + n])
+        start += n
+    return AttentionMetadata.build(lens, [0] * len(lens), tables, BLOCK, device), len(ids)
+
+
+def prompt_table() -> None:
+    """A nano prompt step (8,192 tokens of prompts of 100-1,024, Qwen3-0.6B heads) by launch
+    configuration and tile order; TFLOP/s counts the causal work (QK and PV) once."""
+    device = torch.device("cuda")
+    metadata, blocks = _prompt_batch(8192, 100, 1024, device)
+    cache = torch.randn(2, blocks, BLOCK, 8, HEAD, dtype=torch.bfloat16, device=device)
+    n = metadata.num_tokens
+    qkv = torch.randn(n, 32 * HEAD, dtype=torch.bfloat16, device=device)
+    q, k, v = qkv.split([16 * HEAD, 8 * HEAD, 8 * HEAD], -1)
+    impl = TritonPagedAttention(AttentionConfig(16, 8, HEAD, HEAD**-0.5, dtype=torch.bfloat16))
+    lens = [b - a for a, b in zip(metadata.query_start_loc_cpu, metadata.query_start_loc_cpu[1:])]
+    flops = sum(length * (length + 1) / 2 for length in lens) * 16 * HEAD * 4
+    reference = impl.forward(q, k, v, cache, metadata).float()
+    default_config, default_tiles = plan.prompt_config, plan.prompt_tiles
+    print(f"prompt step: {len(lens)} prompts, {n} tokens, {flops / 1e9:.0f} GFLOP")
+    print("| (block_m, block_n, warps, stages) | tiles | us | TFLOP/s | max diff |\n|---|---|---|---|---|")
+    for config, order in itertools.product(PROMPT_CONFIGS, ("in order", "last first")):
+        plan.prompt_config = lambda group, head_size, c=config: plan.LaunchConfig(*c)
+        if order == "last first":
+            plan.prompt_tiles = lambda *args: tuple(t.flip(0) for t in default_tiles(*args))
+        try:
+            metadata.scratch.clear()
+            diff = (impl.forward(q, k, v, cache, metadata).float() - reference).abs().max().item()
+            ms = triton.testing.do_bench(lambda: impl.forward(q, k, v, cache, metadata), warmup=25, rep=100)
+            print(f"| {config} | {order} | {ms * 1000:.1f} | {flops / ms / 1e9:.1f} | {diff:.2e} |")
+        except Exception as error:  # a configuration that does not fit (shared memory, registers)
+            print(f"| {config} | {order} | failed: {str(error)[:80]} | | |")
+        finally:
+            plan.prompt_config, plan.prompt_tiles = default_config, default_tiles
+
+
 def main() -> None:
+    if "--prompt" in sys.argv:
+        prompt_table()
+        return
     if "--native" in sys.argv:
         native_table()
         return

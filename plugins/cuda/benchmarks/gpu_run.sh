@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call: set up, then run the phases named as arguments (tests nano nano-llmrt host-stalls ab-env tune
+# One device call: set up, then run the phases named as arguments (tests nano nano-llmrt host-stalls ab-env prompt prompt-ab tune
 # llama latency throughput throughput-512 startup kernels native nano-native gemv splits layout ab-nano
 # ab-latency), logging everything to $OUT and ending with the
 # RESULT lines. From the repository root:
@@ -112,6 +112,27 @@ for phase in "$@"; do
     native)  # the CUDA C++ decode kernel against Triton's, kernel alone
       log "native"
       timeout 200 python3 plugins/cuda/benchmarks/decode_attention_bench.py --native 2>&1 | tee -a "$OUT/results.txt" ;;
+    prompt)  # prompt attention (one nano prompt step) by launch configuration and tile order
+      log "prompt"
+      timeout 200 python3 plugins/cuda/benchmarks/decode_attention_bench.py --prompt 2>&1 | tee -a "$OUT/results.txt" ;;
+    prompt-ab)  # the prompt sweep, then nano with its fastest launch against the default, alternating
+      model qwen3-0.6b
+      log "prompt-ab"
+      timeout 200 python3 plugins/cuda/benchmarks/decode_attention_bench.py --prompt 2>&1 | tee -a "$OUT/results.txt" > "$OUT/prompt.txt"
+      best=$(python3 - "$OUT/prompt.txt" <<'PY'
+import re, sys
+rows = [l.split("|") for l in open(sys.argv[1]) if l.startswith("| (")]
+rows = [r for r in rows if re.match(r"\s*[0-9.]+\s*$", r[3])]
+config, order, _ = min(((r[1], r[2], float(r[3])) for r in rows), key=lambda r: r[2])
+flags = "--prompt-config " + ",".join(re.findall(r"\d+", config))
+print(flags + (" --prompt-tiles-last-first" if "last" in order else ""))
+PY
+)
+      log "fastest prompt launch: $best"
+      for round in ${AB_ROUNDS:-1 2}; do
+        bench 150 llmrt-nano $MODELS/qwen3-0.6b | sed 's/^RESULT {/RESULT {"prompt": "default", /'
+        bench 150 llmrt-nano $MODELS/qwen3-0.6b $best | sed "s/^RESULT {/RESULT {\"prompt\": \"$best\", /"
+      done ;;
     nano-native)  # nano with the CUDA C++ decode kernel and without it (LLMRT_CUDA_NATIVE=0), alternating
       model qwen3-0.6b
       for round in ${AB_ROUNDS:-1 2}; do
