@@ -92,17 +92,18 @@ inline int first_visible(const AttentionArgs& a, int pos) {
 constexpr int kValueGroup = 4;  // head_size vectors accumulated in registers at once
 
 // acc_out[r][v0 .. v0+NV) += sum_j scores[r][j] * value_j[v0 .. v0+NV), accumulators in registers:
-// each value row is read once per group, in whole cache lines.
+// each value row is read once per group, in whole cache lines. `offset` selects the KV head's part
+// of each cached row (0 when the row pointers already point at it).
 template <typename T, int ROWS, int NV>
-inline void accumulate_values(const T* const* value_rows, int n, const float* scores, int D, int v0, int64_t Dp,
-                              float* acc_out) {
+inline void accumulate_values(const T* const* value_rows, int64_t offset, int n, const float* scores, int D, int v0,
+                              int64_t Dp, float* acc_out) {
   constexpr int W = Vec::W;
   Vec acc[ROWS][NV];
   for (int r = 0; r < ROWS; ++r)
     for (int vv = 0; vv < NV; ++vv) acc[r][vv] = Vec::load(acc_out + r * Dp + (v0 + vv) * W);
   for (int j = 0; j < n; ++j) {
     for (int vv = 0; vv < NV; ++vv) {
-      const Vec val = load_n(value_rows[j] + (v0 + vv) * W, static_cast<int>(min_i(W, D - (v0 + vv) * W)));
+      const Vec val = load_n(value_rows[j] + offset + (v0 + vv) * W, static_cast<int>(min_i(W, D - (v0 + vv) * W)));
       for (int r = 0; r < ROWS; ++r) acc[r][vv] = Vec::fma(Vec::set1(scores[r * kDecodeChunk + j]), val, acc[r][vv]);
     }
   }
@@ -110,10 +111,25 @@ inline void accumulate_values(const T* const* value_rows, int n, const float* sc
     for (int vv = 0; vv < NV; ++vv) acc[r][vv].store(acc_out + r * Dp + (v0 + vv) * W);
 }
 
-// scores[r][j] = scale * q_r . key_j for NJ keys (NJ = 4 reduces four sums together).
+// accumulate_values over every head_size vector, kValueGroup at a time.
+template <typename T, int ROWS>
+inline void accumulate_all_values(const T* const* value_rows, int64_t offset, int n, const float* scores, int D,
+                                  int nvec, int64_t Dp, float* acc_out) {
+  for (int v = 0; v < nvec; v += kValueGroup) {
+    switch (static_cast<int>(min_i(kValueGroup, nvec - v))) {
+      case 1: accumulate_values<T, ROWS, 1>(value_rows, offset, n, scores, D, v, Dp, acc_out); break;
+      case 2: accumulate_values<T, ROWS, 2>(value_rows, offset, n, scores, D, v, Dp, acc_out); break;
+      case 3: accumulate_values<T, ROWS, 3>(value_rows, offset, n, scores, D, v, Dp, acc_out); break;
+      default: accumulate_values<T, ROWS, 4>(value_rows, offset, n, scores, D, v, Dp, acc_out); break;
+    }
+  }
+}
+
+// scores[r][j] = scale * q_r . key_j for NJ keys (NJ = 4 reduces four sums together); `offset` as
+// in accumulate_values.
 template <typename T, int ROWS, int NJ>
-inline void decode_scores(const AttentionArgs& a, const float* q, const T* const* key_rows, int nvec, int64_t Dp,
-                          float* scores) {
+inline void decode_scores(const AttentionArgs& a, const float* q, const T* const* key_rows, int64_t offset, int nvec,
+                          int64_t Dp, float* scores) {
   constexpr int W = Vec::W;
   Vec acc[ROWS][NJ];
   for (int r = 0; r < ROWS; ++r)
@@ -121,7 +137,7 @@ inline void decode_scores(const AttentionArgs& a, const float* q, const T* const
   for (int v = 0; v < nvec; ++v) {
     const int cnt = static_cast<int>(min_i(W, a.head_size - v * W));
     Vec k[NJ];
-    for (int jj = 0; jj < NJ; ++jj) k[jj] = load_n(key_rows[jj] + v * W, cnt);
+    for (int jj = 0; jj < NJ; ++jj) k[jj] = load_n(key_rows[jj] + offset + v * W, cnt);
     for (int r = 0; r < ROWS; ++r) {
       const Vec qv = Vec::load(q + r * Dp + v * W);
       for (int jj = 0; jj < NJ; ++jj) acc[r][jj] = Vec::fma(qv, k[jj], acc[r][jj]);
@@ -144,7 +160,7 @@ inline void decode_scores(const AttentionArgs& a, const float* q, const T* const
 // bfloat16 values is exact in float32 and accumulates in float32, as the widened path does.
 template <int ROWS, int NJ>
 inline void decode_scores_dpbf16(const AttentionArgs& a, const bf16_t* const* q_rows, const bf16_t* const* key_rows,
-                                 float* scores) {
+                                 int64_t offset, float* scores) {
   __m512 acc[ROWS][NJ];
   for (int r = 0; r < ROWS; ++r)
     for (int jj = 0; jj < NJ; ++jj) acc[r][jj] = _mm512_setzero_ps();
@@ -152,7 +168,9 @@ inline void decode_scores_dpbf16(const AttentionArgs& a, const bf16_t* const* q_
     const int n = static_cast<int>(min_i(32, a.head_size - d));
     const __mmask32 mask = n == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
     __m512bh k[NJ];
-    for (int jj = 0; jj < NJ; ++jj) k[jj] = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, key_rows[jj] + d));
+    for (int jj = 0; jj < NJ; ++jj) {
+      k[jj] = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, key_rows[jj] + offset + d));
+    }
     for (int r = 0; r < ROWS; ++r) {
       const __m512bh q = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, q_rows[r] + d));
       for (int jj = 0; jj < NJ; ++jj) acc[r][jj] = _mm512_dpbf16_ps(acc[r][jj], q, k[jj]);
@@ -232,25 +250,18 @@ void decode_item(const AttentionArgs& a, const AttentionItem& it, float* scratch
     int j = 0;
 #if defined(__AVX512BF16__)
     if constexpr (std::is_same_v<T, bf16_t>) {
-      for (; j + 4 <= n; j += 4) decode_scores_dpbf16<ROWS, 4>(a, q_rows, key_rows + j, scores + j);
-      for (; j < n; ++j) decode_scores_dpbf16<ROWS, 1>(a, q_rows, key_rows + j, scores + j);
+      for (; j + 4 <= n; j += 4) decode_scores_dpbf16<ROWS, 4>(a, q_rows, key_rows + j, 0, scores + j);
+      for (; j < n; ++j) decode_scores_dpbf16<ROWS, 1>(a, q_rows, key_rows + j, 0, scores + j);
     }
 #endif
-    for (; j + 4 <= n; j += 4) decode_scores<T, ROWS, 4>(a, q, key_rows + j, nvec, Dp, scores + j);
-    for (; j < n; ++j) decode_scores<T, ROWS, 1>(a, q, key_rows + j, nvec, Dp, scores + j);
+    for (; j + 4 <= n; j += 4) decode_scores<T, ROWS, 4>(a, q, key_rows + j, 0, nvec, Dp, scores + j);
+    for (; j < n; ++j) decode_scores<T, ROWS, 1>(a, q, key_rows + j, 0, nvec, Dp, scores + j);
     // Streaming softmax: update m and l, turn scores into e^(s - m), rescale the output.
     for (int r = 0; r < ROWS; ++r) {
       decode_softmax_row(a, scores + r * kDecodeChunk, n, m[r], l[r], acc_out + r * Dp, nvec);
     }
     // Output: acc_out[r] += sum_j p[r][j] * value_j, in groups of vectors held in registers.
-    for (int v = 0; v < nvec; v += kValueGroup) {
-      switch (static_cast<int>(min_i(kValueGroup, nvec - v))) {
-        case 1: accumulate_values<T, ROWS, 1>(value_rows, n, scores, D, v, Dp, acc_out); break;
-        case 2: accumulate_values<T, ROWS, 2>(value_rows, n, scores, D, v, Dp, acc_out); break;
-        case 3: accumulate_values<T, ROWS, 3>(value_rows, n, scores, D, v, Dp, acc_out); break;
-        default: accumulate_values<T, ROWS, 4>(value_rows, n, scores, D, v, Dp, acc_out); break;
-      }
-    }
+    accumulate_all_values<T, ROWS>(value_rows, 0, n, scores, D, nvec, Dp, acc_out);
   }
   const int64_t out_stride = static_cast<int64_t>(a.num_heads) * D;
   for (int r = 0; r < ROWS; ++r) {
@@ -445,21 +456,110 @@ void prompt_item(const AttentionArgs& a, const AttentionItem& it, float* scratch
 
 // ---------------------------------------------------------------------------------- dispatch
 
-// A whole decode sequence (kv_head < 0): every KV head in turn, on this thread. Consecutive
-// heads read neighbouring parts of the same cache rows, which the hardware prefetchers then
-// find already on their way; split across threads they would each miss.
+// A whole decode sequence (kv_head < 0), every query head at once, reading the cache strictly
+// row by row: each key row (all KV heads of one position) is scored against every query head
+// before the next row, and each value row likewise added into every head's output. In-order
+// reads are what the hardware prefetchers stream; reading one KV head at a time (a quarter of
+// each row, at the row stride) defeats them, and so does visiting even 4-row groups head by
+// head. One thread of the benchmark machine reads 9.6 GB/s in the strided pattern, 13.6 in
+// order over 16-token blocks and 23 over 64-token blocks (a plain streaming read: 32).
+// Scores of a chunk of kSequenceChunk keys go to scratch, then the streaming softmax, then the
+// values; output accumulators live in L1 (one row's heads do not fit in registers).
+constexpr int kSequenceChunk = 128;
+static_assert(kSequenceChunk <= kDecodeChunk, "a sequence chunk uses the decode scores layout");
+
+// scores[r][j] for the H query heads of one key row (KV head of query head r: r / group).
+template <typename T>
+inline void row_scores(const AttentionArgs& a, const float* q, const T* query, const T* row, int H, int group,
+                       int nvec, int64_t Dp, float* scores) {
+  constexpr int W = Vec::W;
+  const int D = a.head_size;
+  for (int r0 = 0; r0 < H; r0 += 4) {
+    const int rows = static_cast<int>(min_i(4, H - r0));
+    Vec acc[4] = {Vec::zero(), Vec::zero(), Vec::zero(), Vec::zero()};
+#if defined(__AVX512BF16__)
+    if constexpr (std::is_same_v<T, bf16_t>) {
+      for (int d = 0; d < D; d += 32) {
+        const int n = static_cast<int>(min_i(32, D - d));
+        const __mmask32 mask = n == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
+        for (int rr = 0; rr < rows; ++rr) {
+          const int r = r0 + rr;
+          const __m512bh k = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, row + (r / group) * D + d));
+          const __m512bh qv = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, query + r * D + d));
+          acc[rr] = Vec{_mm512_dpbf16_ps(acc[rr].v, qv, k)};
+        }
+      }
+    } else
+#endif
+    {
+      (void)query;
+      for (int v = 0; v < nvec; ++v) {
+        const int cnt = static_cast<int>(min_i(W, D - v * W));
+        for (int rr = 0; rr < rows; ++rr) {
+          const int r = r0 + rr;
+          acc[rr] = Vec::fma(Vec::load(q + r * Dp + v * W), load_n(row + (r / group) * D + v * W, cnt), acc[rr]);
+        }
+      }
+    }
+    float sums[4];
+    Vec::reduce_add4(acc, sums);
+    for (int rr = 0; rr < rows; ++rr) scores[(r0 + rr) * kDecodeChunk] = sums[rr] * a.scale;
+  }
+}
+
+// acc_out[r] += p[r][j] * value_j's part of query head r's KV head, for every query head r.
+template <typename T>
+inline void row_values(const T* row, const float* p, int H, int group, int D, int nvec, int64_t Dp, float* acc_out) {
+  constexpr int W = Vec::W;
+  for (int h = 0; h < H / group; ++h) {
+    for (int v = 0; v < nvec; ++v) {
+      const Vec val = load_n(row + h * D + v * W, static_cast<int>(min_i(W, D - v * W)));
+      for (int g = 0; g < group; ++g) {
+        const int r = h * group + g;
+        float* acc = acc_out + r * Dp + v * W;
+        Vec::fma(Vec::set1(p[r * kDecodeChunk]), val, Vec::load(acc)).store(acc);
+      }
+    }
+  }
+}
+
 template <typename T>
 void decode_sequence(const AttentionArgs& a, const AttentionItem& whole, float* scratch) {
-  const int group = a.num_heads / a.num_kv_heads;
-  for (int h = 0; h < a.num_kv_heads; ++h) {
-    for (int head = h * group; head < (h + 1) * group; head += kMaxDecodeRows) {
-      const AttentionItem it = {whole.seq, h, 0, 1, head, static_cast<int>(min_i(head + kMaxDecodeRows, (h + 1) * group))};
-      switch (it.head_end - it.head_begin) {
-        case 1: decode_item<T, 1>(a, it, scratch); break;
-        case 2: decode_item<T, 2>(a, it, scratch); break;
-        case 3: decode_item<T, 3>(a, it, scratch); break;
-        default: decode_item<T, 4>(a, it, scratch); break;
-      }
+  constexpr int W = Vec::W;
+  const int D = a.head_size, H = a.num_heads, group = H / a.num_kv_heads, seq = whole.seq;
+  const int nvec = static_cast<int>(round_up(D, W) / W);
+  const int64_t Dp = nvec * W;
+  float* q = scratch;                    // [H][Dp]
+  float* acc_out = q + H * Dp;           // [H][Dp]
+  float* scores = acc_out + H * Dp;      // [H][kDecodeChunk]
+  float* m = scores + H * kDecodeChunk;  // [H] running maxima
+  float* l = m + H;                      // [H] normalizers
+  const int64_t token = a.query_start_loc[seq];
+  const int pos = a.seq_lens[seq] - 1;
+  const T* query = static_cast<const T*>(a.query) + token * a.query_stride;
+  for (int r = 0; r < H; ++r) {
+    for (int v = 0; v < nvec; ++v) {
+      load_n(query + r * D + v * W, static_cast<int>(min_i(W, D - v * W))).store(q + r * Dp + v * W);
+      Vec::zero().store(acc_out + r * Dp + v * W);
+    }
+    m[r] = kNegInf, l[r] = 0.0f;
+  }
+  const SeqCache<T> cache = seq_cache<T>(a, seq, 0);  // rows start at KV head 0
+  const T* key_rows[kSequenceChunk];
+  const T* value_rows[kSequenceChunk];
+  for (int c = first_visible(a, pos); c <= pos; c += kSequenceChunk) {
+    const int n = static_cast<int>(min_i(kSequenceChunk, pos + 1 - c));
+    cache.rows(c, n, key_rows, value_rows);
+    for (int j = 0; j < n; ++j) row_scores<T>(a, q, query, key_rows[j], H, group, nvec, Dp, scores + j);
+    for (int r = 0; r < H; ++r) decode_softmax_row(a, scores + r * kDecodeChunk, n, m[r], l[r], acc_out + r * Dp, nvec);
+    for (int j = 0; j < n; ++j) row_values<T>(value_rows[j], scores + j, H, group, D, nvec, Dp, acc_out);
+  }
+  const int64_t out_stride = static_cast<int64_t>(H) * D;
+  for (int r = 0; r < H; ++r) {
+    T* dst = static_cast<T*>(a.out) + token * out_stride + r * D;
+    const Vec inv = Vec::set1(1.0f / l[r]);
+    for (int v = 0; v < nvec; ++v) {
+      store_n(Vec::load(acc_out + r * Dp + v * W) * inv, dst + v * W, static_cast<int>(min_i(W, D - v * W)));
     }
   }
 }
@@ -468,7 +568,8 @@ int64_t attention_scratch_floats(const AttentionArgs& a) {
   const int64_t Dp = round_up(a.head_size, Vec::W), rows = kMaxPromptVecs * Vec::W;
   const int64_t prompt = 2 * Dp * rows + kPromptChunk * rows + 2 * kPromptChunk * Dp + rows;
   const int64_t decode = kMaxDecodeRows * (2 * Dp + kDecodeChunk);
-  return max_i(prompt, decode);
+  const int64_t whole_sequence = a.num_heads * (2 * Dp + kDecodeChunk + 2);
+  return max_i(prompt, max_i(decode, whole_sequence));
 }
 
 template <typename T>

@@ -146,6 +146,19 @@ def test_paged_attention_sliding_window_and_softcap(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_paged_attention_many_decode_sequences_and_long_context(isa, dtype):
-    """Enough decode sequences for whole-sequence items; contexts past one softmax chunk."""
-    _attention_case(dtype, 8, 2, 64, 16, [1] * 12 + [300], [300, 1, 17, 64, 3, 200, 99, 5, 6, 7, 8, 515, 200])
+@pytest.mark.parametrize(("heads", "kv_heads", "head_size", "block_size"),
+                         [(8, 2, 64, 16), (8, 4, 64, 128), (8, 8, 64, 64), (14, 2, 80, 16), (16, 2, 128, 32),
+                          (8, 1, 64, 5), (6, 1, 96, 128)])
+def test_paged_attention_many_decode_sequences_and_long_context(isa, dtype, heads, kv_heads, head_size, block_size):
+    """Enough decode sequences for whole-sequence items (every head of a sequence read row by
+    row); contexts past one softmax chunk; GQA groups 1 to 8; blocks of 5 to 128 tokens."""
+    query_lens = [1] * 12 + [300]
+    context_lens = [300, 1, 17, 64, 3, 200, 99, 5, 6, 7, 8, 515, 200]
+    _attention_case(dtype, heads, kv_heads, head_size, block_size, query_lens, context_lens)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_paged_attention_whole_sequences_with_window_and_softcap(isa, dtype):
+    query_lens, context_lens = [1] * 12, [300, 1, 17, 64, 3, 200, 99, 5, 6, 7, 8, 515]
+    _attention_case(dtype, 8, 2, 64, 16, query_lens, context_lens, window=100)
+    _attention_case(dtype, 8, 2, 64, 16, query_lens, context_lens, softcap=5.0)
