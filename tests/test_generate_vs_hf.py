@@ -56,7 +56,7 @@ def test_chunked_prefill_with_a_small_token_budget(model_dir):
 
 def test_prefix_cache_hits(model_dir):
     prompts = _shared_prefix_prompts(VOCAB, 16)
-    llm, first = _generate(model_dir, prompts)
+    llm, first = _generate(model_dir, prompts, block_size=16)  # the shared prefix spans blocks
     params = SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS, ignore_eos=True)
     second = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
     assert all(o.num_cached_tokens >= 32 for o in second)

@@ -140,7 +140,7 @@ def test_bad_words_are_never_generated(llm):
 
 
 def test_parallel_samples_share_the_prompt_blocks(model_dir):
-    llm = LLM(model=model_dir, backend="cpu", enable_prefix_caching=False)
+    llm = LLM(model=model_dir, backend="cpu", enable_prefix_caching=False, block_size=16)
     engine = llm.llm_engine
     prompt = random_prompts(VOCAB, 1, 40, 40, seed=71)[0]  # 2.5 blocks of 16
     engine.add_request("p", {"prompt_token_ids": prompt}, SamplingParams(n=4, temperature=1.0, max_tokens=3,

@@ -129,6 +129,7 @@ def test_async_engine_matches_sync_under_preemption_and_prefix_hits(model_dir):
         engines = _engines(
             model_dir,
             num_gpu_blocks_override=24,
+            block_size=16,
             max_num_batched_tokens=48,
             preemption_mode=preemption,
             swap_space=0.01 if preemption == "swap" else 0,

@@ -185,8 +185,9 @@ def test_stop_string_and_stop_reason(client):
 
 
 def test_prefix_cache_reports_cached_tokens(client):
+    # longer than one KV block on every backend (the CPU backend's hold 128 tokens)
     prompt = (
-        "Each request keeps its own cache of keys and values, stored in fixed-size blocks. " * 2
+        "Each request keeps its own cache of keys and values, stored in fixed-size blocks. " * 5
     )
     client.completions.create(model="tiny", prompt=prompt, max_tokens=1)
     again = client.completions.create(model="tiny", prompt=prompt, max_tokens=1)

@@ -27,7 +27,8 @@ class ModelConfig:
 class CacheConfig:
     """The paged KV cache: block size, prefix caching and how much memory it gets."""
 
-    block_size: int = 16
+    block_size: int | None = None
+    """Tokens per KV block; ``None`` takes the backend's :meth:`Backend.default_block_size`."""
     enable_prefix_caching: bool = True
     kv_cache_bytes: int | None = None
     """Exact KV cache size in bytes; when ``None`` it comes from ``memory_fraction``."""

@@ -63,3 +63,15 @@ def test_engine_uses_the_cpu_runner(tmp_path):
     assert runner.model.lm_head.quant_method in methods
     packed = [isinstance(m, PackedLinearMethod) and m.kernel is not None for m in methods]
     assert methods and all(packed) == onednn_available()
+
+
+def test_kv_blocks_default_to_the_backends_size_unless_chosen(tmp_path):
+    from llmrt import LLM
+    from llmrt.testing import build_tiny_model
+    from llmrt_cpu.backend import DEFAULT_BLOCK_SIZE
+
+    model = str(build_tiny_model("qwen3", tmp_path / "qwen3"))
+    for chosen, expected in ((None, DEFAULT_BLOCK_SIZE), (16, 16)):
+        engine = LLM(model=model, backend="cpu", block_size=chosen).llm_engine
+        assert engine.config.cache.block_size == engine.runner.block_size == expected
+        assert engine.kv_cache_manager.block_size == expected

@@ -74,6 +74,15 @@ class Backend(ABC):
         """The dtype used for ``dtype="auto"``, given the checkpoint's ``torch_dtype``."""
         return checkpoint_dtype if checkpoint_dtype in self.supported_dtypes() else torch.float32
 
+    def default_block_size(self) -> int:
+        """Tokens per KV cache block when the user does not choose (``--block-size``).
+
+        Small blocks waste less memory and share prefixes at a finer grain; a backend whose
+        attention reads the cache faster in longer runs (CPUs: the hardware prefetchers) asks
+        for more.
+        """
+        return 16
+
     def configure(self, config: EngineConfig) -> None:
         """Prepare the device for an engine (threads, seeds, streams). Called once, first."""
 

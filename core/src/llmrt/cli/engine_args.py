@@ -21,7 +21,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--quantization", help="quantization method (default: from the checkpoint)")
-    group.add_argument("--block-size", type=int, default=16, help="tokens per KV cache block")
+    group.add_argument("--block-size", type=int,
+                       help="tokens per KV cache block (default: the backend's; 16 on GPUs, 128 on CPUs)")
     group.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True)
     group.add_argument("--kv-cache-memory", type=float, metavar="GIB",
                        help="KV cache size in GiB (default: from free memory)")

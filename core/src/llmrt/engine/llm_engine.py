@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from llmrt.backends import select_backend
@@ -52,6 +53,9 @@ class LLMEngine:
         with self._phase("select backend"):
             choice = select_backend(self.host, config.backend)
             self.backend = choice.backend
+            if config.cache.block_size is None:
+                config = replace(config, cache=replace(config.cache, block_size=self.backend.default_block_size()))
+                self.config = config
             self.backend.configure(config)
         logger.info("backend %r: %s", self.backend.name, choice.reason)
         with self._phase("resolve model"):

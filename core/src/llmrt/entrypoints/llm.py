@@ -56,7 +56,7 @@ class LLM:
         revision: str | None = None,
         trust_remote_code: bool = False,
         quantization: str | None = None,
-        block_size: int = 16,
+        block_size: int | None = None,
         enable_prefix_caching: bool = True,
         max_num_batched_tokens: int | None = None,
         max_num_seqs: int = 256,
