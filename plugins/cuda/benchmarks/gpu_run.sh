@@ -61,7 +61,7 @@ for phase in "$@"; do
     nano)
       model qwen3-0.6b
       bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace
-      bench 70 hf-nano $MODELS/qwen3-0.6b --num-prompts 16 ;;
+      bench 150 hf-nano $MODELS/qwen3-0.6b --num-prompts 16 ;;
     nano-llmrt)  # llmrt alone (no peer), three runs in one process, the last traced
       model qwen3-0.6b
       bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace ;;
