@@ -92,18 +92,17 @@ inline int first_visible(const AttentionArgs& a, int pos) {
 constexpr int kValueGroup = 4;  // head_size vectors accumulated in registers at once
 
 // acc_out[r][v0 .. v0+NV) += sum_j scores[r][j] * value_j[v0 .. v0+NV), accumulators in registers:
-// each value row is read once per group, in whole cache lines. `offset` selects the KV head's part
-// of each cached row (0 when the row pointers already point at it).
+// each value row is read once per group, in whole cache lines.
 template <typename T, int ROWS, int NV>
-inline void accumulate_values(const T* const* value_rows, int64_t offset, int n, const float* scores, int D, int v0,
-                              int64_t Dp, float* acc_out) {
+inline void accumulate_values(const T* const* value_rows, int n, const float* scores, int D, int v0, int64_t Dp,
+                              float* acc_out) {
   constexpr int W = Vec::W;
   Vec acc[ROWS][NV];
   for (int r = 0; r < ROWS; ++r)
     for (int vv = 0; vv < NV; ++vv) acc[r][vv] = Vec::load(acc_out + r * Dp + (v0 + vv) * W);
   for (int j = 0; j < n; ++j) {
     for (int vv = 0; vv < NV; ++vv) {
-      const Vec val = load_n(value_rows[j] + offset + (v0 + vv) * W, static_cast<int>(min_i(W, D - (v0 + vv) * W)));
+      const Vec val = load_n(value_rows[j] + (v0 + vv) * W, static_cast<int>(min_i(W, D - (v0 + vv) * W)));
       for (int r = 0; r < ROWS; ++r) acc[r][vv] = Vec::fma(Vec::set1(scores[r * kDecodeChunk + j]), val, acc[r][vv]);
     }
   }
@@ -111,25 +110,10 @@ inline void accumulate_values(const T* const* value_rows, int64_t offset, int n,
     for (int vv = 0; vv < NV; ++vv) acc[r][vv].store(acc_out + r * Dp + (v0 + vv) * W);
 }
 
-// accumulate_values over every head_size vector, kValueGroup at a time.
-template <typename T, int ROWS>
-inline void accumulate_all_values(const T* const* value_rows, int64_t offset, int n, const float* scores, int D,
-                                  int nvec, int64_t Dp, float* acc_out) {
-  for (int v = 0; v < nvec; v += kValueGroup) {
-    switch (static_cast<int>(min_i(kValueGroup, nvec - v))) {
-      case 1: accumulate_values<T, ROWS, 1>(value_rows, offset, n, scores, D, v, Dp, acc_out); break;
-      case 2: accumulate_values<T, ROWS, 2>(value_rows, offset, n, scores, D, v, Dp, acc_out); break;
-      case 3: accumulate_values<T, ROWS, 3>(value_rows, offset, n, scores, D, v, Dp, acc_out); break;
-      default: accumulate_values<T, ROWS, 4>(value_rows, offset, n, scores, D, v, Dp, acc_out); break;
-    }
-  }
-}
-
-// scores[r][j] = scale * q_r . key_j for NJ keys (NJ = 4 reduces four sums together); `offset` as
-// in accumulate_values.
+// scores[r][j] = scale * q_r . key_j for NJ keys (NJ = 4 reduces four sums together).
 template <typename T, int ROWS, int NJ>
-inline void decode_scores(const AttentionArgs& a, const float* q, const T* const* key_rows, int64_t offset, int nvec,
-                          int64_t Dp, float* scores) {
+inline void decode_scores(const AttentionArgs& a, const float* q, const T* const* key_rows, int nvec, int64_t Dp,
+                          float* scores) {
   constexpr int W = Vec::W;
   Vec acc[ROWS][NJ];
   for (int r = 0; r < ROWS; ++r)
@@ -137,7 +121,7 @@ inline void decode_scores(const AttentionArgs& a, const float* q, const T* const
   for (int v = 0; v < nvec; ++v) {
     const int cnt = static_cast<int>(min_i(W, a.head_size - v * W));
     Vec k[NJ];
-    for (int jj = 0; jj < NJ; ++jj) k[jj] = load_n(key_rows[jj] + offset + v * W, cnt);
+    for (int jj = 0; jj < NJ; ++jj) k[jj] = load_n(key_rows[jj] + v * W, cnt);
     for (int r = 0; r < ROWS; ++r) {
       const Vec qv = Vec::load(q + r * Dp + v * W);
       for (int jj = 0; jj < NJ; ++jj) acc[r][jj] = Vec::fma(qv, k[jj], acc[r][jj]);
@@ -160,7 +144,7 @@ inline void decode_scores(const AttentionArgs& a, const float* q, const T* const
 // bfloat16 values is exact in float32 and accumulates in float32, as the widened path does.
 template <int ROWS, int NJ>
 inline void decode_scores_dpbf16(const AttentionArgs& a, const bf16_t* const* q_rows, const bf16_t* const* key_rows,
-                                 int64_t offset, float* scores) {
+                                 float* scores) {
   __m512 acc[ROWS][NJ];
   for (int r = 0; r < ROWS; ++r)
     for (int jj = 0; jj < NJ; ++jj) acc[r][jj] = _mm512_setzero_ps();
@@ -168,9 +152,7 @@ inline void decode_scores_dpbf16(const AttentionArgs& a, const bf16_t* const* q_
     const int n = static_cast<int>(min_i(32, a.head_size - d));
     const __mmask32 mask = n == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
     __m512bh k[NJ];
-    for (int jj = 0; jj < NJ; ++jj) {
-      k[jj] = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, key_rows[jj] + offset + d));
-    }
+    for (int jj = 0; jj < NJ; ++jj) k[jj] = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, key_rows[jj] + d));
     for (int r = 0; r < ROWS; ++r) {
       const __m512bh q = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, q_rows[r] + d));
       for (int jj = 0; jj < NJ; ++jj) acc[r][jj] = _mm512_dpbf16_ps(acc[r][jj], q, k[jj]);
@@ -250,18 +232,25 @@ void decode_item(const AttentionArgs& a, const AttentionItem& it, float* scratch
     int j = 0;
 #if defined(__AVX512BF16__)
     if constexpr (std::is_same_v<T, bf16_t>) {
-      for (; j + 4 <= n; j += 4) decode_scores_dpbf16<ROWS, 4>(a, q_rows, key_rows + j, 0, scores + j);
-      for (; j < n; ++j) decode_scores_dpbf16<ROWS, 1>(a, q_rows, key_rows + j, 0, scores + j);
+      for (; j + 4 <= n; j += 4) decode_scores_dpbf16<ROWS, 4>(a, q_rows, key_rows + j, scores + j);
+      for (; j < n; ++j) decode_scores_dpbf16<ROWS, 1>(a, q_rows, key_rows + j, scores + j);
     }
 #endif
-    for (; j + 4 <= n; j += 4) decode_scores<T, ROWS, 4>(a, q, key_rows + j, 0, nvec, Dp, scores + j);
-    for (; j < n; ++j) decode_scores<T, ROWS, 1>(a, q, key_rows + j, 0, nvec, Dp, scores + j);
+    for (; j + 4 <= n; j += 4) decode_scores<T, ROWS, 4>(a, q, key_rows + j, nvec, Dp, scores + j);
+    for (; j < n; ++j) decode_scores<T, ROWS, 1>(a, q, key_rows + j, nvec, Dp, scores + j);
     // Streaming softmax: update m and l, turn scores into e^(s - m), rescale the output.
     for (int r = 0; r < ROWS; ++r) {
       decode_softmax_row(a, scores + r * kDecodeChunk, n, m[r], l[r], acc_out + r * Dp, nvec);
     }
     // Output: acc_out[r] += sum_j p[r][j] * value_j, in groups of vectors held in registers.
-    accumulate_all_values<T, ROWS>(value_rows, 0, n, scores, D, nvec, Dp, acc_out);
+    for (int v = 0; v < nvec; v += kValueGroup) {
+      switch (static_cast<int>(min_i(kValueGroup, nvec - v))) {
+        case 1: accumulate_values<T, ROWS, 1>(value_rows, n, scores, D, v, Dp, acc_out); break;
+        case 2: accumulate_values<T, ROWS, 2>(value_rows, n, scores, D, v, Dp, acc_out); break;
+        case 3: accumulate_values<T, ROWS, 3>(value_rows, n, scores, D, v, Dp, acc_out); break;
+        default: accumulate_values<T, ROWS, 4>(value_rows, n, scores, D, v, Dp, acc_out); break;
+      }
+    }
   }
   const int64_t out_stride = static_cast<int64_t>(a.num_heads) * D;
   for (int r = 0; r < ROWS; ++r) {
