@@ -18,6 +18,7 @@ import time
 
 import torch
 from llmrt_cpu import native
+from llmrt_cpu.backend import DEFAULT_BLOCK_SIZE
 from llmrt_cpu.model_runner import lazily_zeroed
 
 _C = native.kernels()
@@ -32,7 +33,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--kv-heads", type=int, default=4)
     p.add_argument("--head-size", type=int, default=64)
-    p.add_argument("--block-size", type=int, default=16)
+    p.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, help="tokens per KV block (the backend's)")
     p.add_argument("--layers", type=int, default=8)
     p.add_argument("--repeats", type=int, default=15, help="passes over all layers (median taken)")
     p.add_argument("--isa", default="auto")
