@@ -88,6 +88,8 @@ def _extension_setup() -> dict:
     extension = CppExtension(
         "llmrt_cpu._C",
         sources=[str(CSRC / name) for name in ("bindings.cpp", "dispatch.cpp", "attention_plan.cpp")],
+        # every header and instruction-set unit: an edit to any of them relinks the library
+        depends=[str(path) for path in sorted(CSRC.iterdir())],
         define_macros=[("LLMRT_X86_BUILDS", "1")] if is_x86 else [],
         extra_compile_args=["-O3", "-fvisibility=hidden", *openmp],
         extra_link_args=openmp,
