@@ -7,6 +7,7 @@ chosen and why, what memory was measured, how many KV blocks fit, and how long e
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import time
@@ -311,7 +312,11 @@ def freeze_startup_heap() -> None:
     rare; young ones are still collected as usual. Long-lived engine processes (the server's
     engine process, ``llmrt bench``) call it once their engine is ready; ``LLM`` does not, since
     its callers may build and drop several engines in one process.
+    The frozen objects are handed back to the collector at exit: objects still frozen then are
+    never finalized, and extension libraries that count their live objects at shutdown (Triton's
+    nanobind bindings) print pages of "leaked" warnings.
     """
     gc.freeze()
+    atexit.register(gc.unfreeze)
     young, _, _ = gc.get_threshold()
     gc.set_threshold(young, FULL_COLLECTION_FACTORS[0], FULL_COLLECTION_FACTORS[1])
