@@ -86,13 +86,19 @@ def test_warm_up_step_runs_on_any_runner(tmp_path):
     runner.model = lambda *args: calls.append(args[2]) or model(*args)
     logit_rows = []
     runner.model.compute_logits = lambda hidden: logit_rows.append(len(hidden)) or model.compute_logits(hidden)
+    runner.graphs = None  # as with --enforce-eager
     CudaModelRunner._warm_up(runner, llm.llm_engine.num_blocks)
     (metadata,) = calls
     chunk = llm.llm_engine.config.scheduler.max_num_batched_tokens - 3
     assert metadata.query_start_loc_cpu == [0, chunk, chunk + 1, chunk + 2, chunk + 3]
-    # then the LM head at every row count a step can sample (cuBLAS loads kernels per shape)
+    assert logit_rows == [4]  # no graphs here: the full-batch LM head is not in the memory profile
+    # with graphs, then the LM head at every row count a step can sample, largest first
+    # (cuBLAS loads kernels per shape; falling sizes reuse the first one's cached block)
+    logit_rows.clear()
+    runner.graphs = object()
+    CudaModelRunner._warm_up(runner, llm.llm_engine.num_blocks)
     max_num_seqs = llm.llm_engine.config.scheduler.max_num_seqs
-    assert logit_rows == [4, *range(1, max_num_seqs + 1)]
+    assert logit_rows == [4, *range(max_num_seqs, 0, -1)]
 
 
 def test_steps_a_graph_covers_replay_it():
