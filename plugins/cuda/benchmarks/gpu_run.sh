@@ -26,6 +26,7 @@ model() { # model NAME: write the random checkpoint once per machine
   [ -f "$MODELS/$1/config.json" ] || python3 plugins/cuda/benchmarks/random_models.py "$1" "$MODELS/$1" >/dev/null
 }
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/results.txt"; }
+tag() { sed "s/^RESULT {/RESULT {\"$1\": \"$2\", /"; }  # tag KEY VALUE: label an A/B side's RESULT lines
 bench() { # bench SECONDS ARGS...: one benchmark process, its RESULT line kept
   local limit=$1; shift
   log "bench $*"
@@ -80,9 +81,9 @@ for phase in "$@"; do
     ab-env)  # nano as it is and with the environment assignments in AB_ENV, alternating
       model qwen3-0.6b
       for round in ${AB_ROUNDS:-1 2}; do
-        bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | sed 's/^RESULT {/RESULT {"env": "default", /'
+        bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | tag env default
         env ${AB_ENV:?set AB_ENV} $BENCH llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} 2>&1 | grep "^RESULT" \
-          | sed "s/^RESULT {/RESULT {\"env\": \"$AB_ENV\", /" | tee -a "$OUT/results.txt"
+          | tag env "$AB_ENV" | tee -a "$OUT/results.txt"
       done ;;
     nano-first)  # the first run traced (where its extra time goes), then a second run
       model qwen3-0.6b
@@ -130,14 +131,14 @@ PY
 )
       log "fastest prompt launch: $best"
       for round in ${AB_ROUNDS:-1 2}; do
-        bench 150 llmrt-nano $MODELS/qwen3-0.6b | sed 's/^RESULT {/RESULT {"prompt": "default", /'
-        bench 150 llmrt-nano $MODELS/qwen3-0.6b $best | sed "s/^RESULT {/RESULT {\"prompt\": \"$best\", /"
+        bench 150 llmrt-nano $MODELS/qwen3-0.6b | tag prompt default
+        bench 150 llmrt-nano $MODELS/qwen3-0.6b $best | tag prompt "$best"
       done ;;
     nano-native)  # nano with the CUDA C++ decode kernel and without it (LLMRT_CUDA_NATIVE=0), alternating
       model qwen3-0.6b
       for round in ${AB_ROUNDS:-1 2}; do
-        bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | sed 's/^RESULT {/RESULT {"decode": "cuda", /'
-        LLMRT_CUDA_NATIVE=0 bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | sed 's/^RESULT {/RESULT {"decode": "triton", /'
+        bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | tag decode cuda
+        LLMRT_CUDA_NATIVE=0 bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | tag decode triton
       done ;;
     kernels)
       timeout 120 python3 plugins/cuda/benchmarks/decode_attention_bench.py 2>&1 | tee -a "$OUT/results.txt" ;;
@@ -154,10 +155,10 @@ PY
       mkdir -p /tmp/base && tar -xf .whl/base.tar -C /tmp/base
       base_path=/tmp/whl:$(cd /tmp/base && python3 plugins/cuda/benchmarks/dev_env.py /tmp/base-site core plugins/triton plugins/cuda plugins/rocm)
       for round in ${AB_ROUNDS:-1 2}; do
-        bench 150 $args | sed 's/^RESULT {/RESULT {"tree": "new", /'
+        bench 150 $args | tag tree new
         log "base: $args"
         (cd /tmp/base && PYTHONPATH=$base_path timeout 150 python3 plugins/cuda/benchmarks/bench.py $args 2>&1 \
-          | grep -E "^RESULT|Error" | sed 's/^RESULT {/RESULT {"tree": "base", /' | tee -a "$OUT/results.txt")
+          | grep -E "^RESULT|Error" | tag tree base | tee -a "$OUT/results.txt")
       done ;;
     gemv)  # few-row products: cuBLAS against the Triton GEMV configurations
       log "gemv"
