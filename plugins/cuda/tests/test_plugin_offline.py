@@ -83,9 +83,19 @@ def test_warm_up_step_runs_on_any_runner(tmp_path):
     runner = llm.llm_engine.runner
     calls = []
     model = runner.model
-    runner.model = lambda *args: calls.append(args[2]) or model(*args)
     logit_rows = []
-    runner.model.compute_logits = lambda hidden: logit_rows.append(len(hidden)) or model.compute_logits(hidden)
+
+    class Recording:  # the model, recording each forward's metadata and each LM head's rows
+        def __call__(self, *args):
+            return calls.append(args[2]) or model(*args)
+
+        def compute_logits(self, hidden):
+            return logit_rows.append(len(hidden)) or model.compute_logits(hidden)
+
+        def modules(self):
+            return model.modules()
+
+    runner.model = Recording()
     runner.graphs = None  # as with --enforce-eager
     CudaModelRunner._warm_up(runner, llm.llm_engine.num_blocks)
     (metadata,) = calls
@@ -101,15 +111,29 @@ def test_warm_up_step_runs_on_any_runner(tmp_path):
     assert logit_rows == [4, *range(max_num_seqs, 0, -1)]
 
 
-def test_steps_a_graph_covers_replay_it():
+def test_steps_a_graph_covers_replay_it_and_eager_steps_are_padded():
     from types import SimpleNamespace
 
+    import torch
     from llmrt_cuda.model_runner import CudaModelRunner
 
-    replayed = []
+    replayed, seen = [], []
     graphs = SimpleNamespace(can_run=lambda metadata: metadata == "decode",
                              run=lambda *args: replayed.append(args) or "graph")
-    runner = SimpleNamespace(graphs=graphs, model=lambda *args: "eager")
-    assert CudaModelRunner._run_model(runner, "ids", "positions", "decode") == "graph"
-    assert CudaModelRunner._run_model(runner, "ids", "positions", "prompt") == "eager"
-    assert replayed == [("ids", "positions", "decode")]
+
+    def model(ids, positions, metadata):
+        seen.append((ids.clone(), positions.clone()))
+        return torch.stack([ids, positions], dim=1)
+
+    runner = SimpleNamespace(graphs=graphs, model=model, _profiling=False,
+                             config=SimpleNamespace(scheduler=SimpleNamespace(max_num_batched_tokens=8192)))
+    ids, positions = torch.arange(5, 10), torch.arange(3, 8)
+    assert CudaModelRunner._run_model(runner, ids, positions, "decode") == "graph"
+    assert replayed == [(ids, positions, "decode")]
+    out = CudaModelRunner._run_model(runner, ids, positions, "prompt")
+    assert out.tolist() == [[i, p] for i, p in zip(ids.tolist(), positions.tolist())]  # the real rows only
+    padded_ids, padded_positions = seen[-1]
+    assert len(padded_ids) == 256 and not padded_ids[5:].any() and not padded_positions[5:].any()
+    runner._profiling = True  # the memory profile measures the step as asked
+    CudaModelRunner._run_model(runner, ids, positions, "prompt")
+    assert len(seen[-1][0]) == 5

@@ -76,6 +76,11 @@ class AttentionImpl(ABC):
         :return: ``[T, num_heads * head_size]``: for query token ``i`` of sequence ``s`` (at
             position ``p = context_len_s + i``), softmax attention over that sequence's keys at
             positions ``<= p`` (and ``> p - sliding_window`` when set).
+
+        A runner may pad a step: then ``T`` is larger than ``metadata.num_tokens`` and the rows
+        past it belong to no sequence. Their keys and values are not stored and their output
+        rows are zero (the CUDA runner pads eager steps to a few row counts whose matrix
+        products it has warmed up).
         """
 
     @staticmethod

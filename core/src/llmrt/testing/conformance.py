@@ -127,6 +127,17 @@ class BackendConformance:
         got = impl.forward(q, k, v, cache.clone(), metadata)
         torch.testing.assert_close(got, expected, **_tolerance(dtype), msg=f"attention backend {name!r}")
 
+        # A padded step: rows past num_tokens store nothing and come back zero.
+        pad = lambda x: torch.cat([x, torch.randn(3, x.shape[1], dtype=dtype, device=device)])  # noqa: E731
+        padded_cache = cache.clone()
+        got = impl.forward(pad(q), pad(k), pad(v), padded_cache, metadata)
+        assert got.shape == (12, 64), f"attention backend {name!r} returned {tuple(got.shape)} for a padded step"
+        torch.testing.assert_close(got[:9], expected, **_tolerance(dtype), msg=f"attention backend {name!r}")
+        assert not got[9:].any(), f"attention backend {name!r}: padding rows are not zero"
+        unpadded_cache = cache.clone()
+        impl.forward(q, k, v, unpadded_cache, metadata)
+        assert torch.equal(padded_cache, unpadded_cache), f"attention backend {name!r} stored padding rows"
+
     @pytest.mark.parametrize("arch_index", [0, 1])
     def test_greedy_generation_matches_transformers(self, backend, arch_index, tmp_path):
         from llmrt import LLM, SamplingParams

@@ -36,10 +36,12 @@ class CpuPagedAttention(AttentionImpl):
             return self._reference.forward(query, key, value, kv_cache, metadata)
         cfg = self.config
         _C.write_kv_cache(key, value, kv_cache, metadata.slot_mapping)
-        return _C.paged_attention(
+        out = _C.paged_attention(
             query, kv_cache, metadata.block_tables, metadata.query_start_loc, metadata.seq_lens,
             self._work_items(metadata), cfg.num_heads, cfg.head_size, cfg.scale,
             cfg.sliding_window or 0, cfg.logit_softcap or 0.0)
+        out[metadata.num_tokens:].zero_()  # padding rows a runner added past num_tokens
+        return out
 
     def _native_ok(self, query: torch.Tensor, kv_cache: torch.Tensor) -> bool:
         return (_C is not None and kv_cache.numel() > 0 and query.dtype in NATIVE_DTYPES and kv_cache.dtype == query.dtype

@@ -60,10 +60,13 @@ class TritonPagedAttention(AttentionImpl):
         native = decode and n > 0 and self._runs_native_decode(q, k, v, kv_cache, splits)
         if not native:
             write_kv_cache(k, v, kv_cache, metadata.slot_mapping)
-        out = torch.empty((n, cfg.num_heads, cfg.head_size), dtype=query.dtype, device=query.device)
+        rows = query.shape[0]  # more than n where the runner padded the step
+        out = torch.empty((rows, cfg.num_heads, cfg.head_size), dtype=query.dtype, device=query.device)
         if n:
-            self._attend(q, k, v, kv_cache, out, metadata, splits, native)
-        return out.view(n, cfg.num_heads * cfg.head_size)
+            self._attend(q, k, v, kv_cache, out[:n], metadata, splits, native)
+        if rows > n:
+            out[n:].zero_()
+        return out.view(rows, cfg.num_heads * cfg.head_size)
 
     def _attend(
         self,
