@@ -20,6 +20,7 @@ PROCESS_START = time.perf_counter()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 
 
@@ -93,6 +94,7 @@ def llmrt_nano(args) -> None:
     start = time.perf_counter()
     llm = _llm(args)
     startup = time.perf_counter() - start
+    reserved_gib = round(torch.cuda.memory_reserved() / 2**30, 2) if torch.cuda.is_available() else None
     prompts, lengths = nano_workload()
     if args.num_prompts:
         prompts, lengths = prompts[: args.num_prompts], lengths[: args.num_prompts]
@@ -126,6 +128,7 @@ def llmrt_nano(args) -> None:
         seconds=round(elapsed, 3),
         output_tok_s=round(generated / elapsed, 1),
         engine_startup_s=round(startup, 2),
+        reserved_gib_at_ready=reserved_gib,
         eager=args.enforce_eager,
         async_scheduling=llm.llm_engine.async_scheduling,
         profile=_profile(profiler),
@@ -225,6 +228,7 @@ class HostTimeline:
         self.steps: list[dict[str, float]] = []
         self.limit = 1 << 30 if stalls else steps
         self.stalls = stalls
+        self.sampler = StackSampler() if stalls and os.environ.get("HOST_STACKS") else None
         for part, owner, name in self.PARTS:
             self._wrap(owners[owner], name, part)
         step = engine.step
@@ -272,16 +276,88 @@ class HostTimeline:
 
     def print(self) -> None:
         steps = list(enumerate(self.steps))
+        if self.sampler is not None:
+            self.sampler.running = False
         if self.stalls:
             exposed = lambda item: item[1]["end"] - item[1]["start"] - item[1].get("resolve", 0.0)
             totals = {p: round(sum(s.get(p, 0.0) for s in self.steps), 3) for p, _, _ in self.PARTS}
             print(f"HOST {len(steps)} steps, seconds per part: {totals}", flush=True)
+            self._print_buckets()
+            if os.environ.get("HOST_STEPS_JSON"):
+                with open(os.environ["HOST_STEPS_JSON"], "w") as f:
+                    json.dump(self.steps, f)
+            if self.sampler is not None:
+                print("HOST the whole run's samples:", flush=True)
+                self.sampler.print_between(0.0, float("inf"), top=8)
             steps = sorted(steps, key=exposed, reverse=True)[:25]
         for index, step in steps:
             parts = " ".join(f"{p}={step.get(p, 0.0) * 1e3:.2f}" for p, _, _ in self.PARTS)
             counters = " ".join(f"{name}={round(step[name], 2)}" for name in self._counters() if name in step)
             print(f"HOST step {index} total={(step['end'] - step['start']) * 1e3:.2f} ms {parts} {counters}",
                   flush=True)
+            if self.sampler is not None:
+                self.sampler.print_between(step["start"], step["end"])
+
+
+    def _print_buckets(self, size: int = 100) -> None:
+        """Per ``size`` steps: host time outside the wait for tokens, and the wait itself."""
+        for first in range(0, len(self.steps), size):
+            steps = self.steps[first:first + size]
+            wait = sum(s.get("resolve", 0.0) for s in steps)
+            busy = sum(s["end"] - s["start"] for s in steps) - wait
+            print(f"HOST steps {first}-{first + len(steps) - 1}: host {busy * 1e3:.0f} ms "
+                  f"({busy / len(steps) * 1e3:.2f} a step), waiting for tokens {wait * 1e3:.0f} ms", flush=True)
+
+
+class StackSampler:
+    """A thread that samples the main thread's Python stack every ``interval`` seconds (the
+    GIL switch interval is lowered to match), so the slow steps of ``--host-stalls`` show the
+    code they spent their time in. Perturbs the run a little; use it for where, not how long."""
+
+    def __init__(self, interval: float = 0.0005) -> None:
+        import sys
+        import threading
+
+        self.samples: list[tuple[float, tuple[str, ...]]] = []
+        self.main = threading.main_thread().ident
+        self.interval = interval
+        self.running = True
+        sys.setswitchinterval(interval)
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        import sys
+
+        import threading
+
+        me = threading.get_ident()
+        while self.running:
+            frames = sys._current_frames()
+            main = self._stack(frames.get(self.main), 6)
+            # other threads too: one that holds the GIL stalls the main thread
+            others = tuple(f"thread {ident % 10000}: " + " < ".join(self._stack(frame, 2))
+                           for ident, frame in frames.items() if ident not in (self.main, me))
+            self.samples.append((time.perf_counter(), main, others))
+            time.sleep(self.interval)
+
+    @staticmethod
+    def _stack(frame, depth: int) -> tuple[str, ...]:
+        stack = []
+        while frame is not None and len(stack) < depth:
+            code = frame.f_code
+            stack.append(f"{code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}:{code.co_name}")
+            frame = frame.f_back
+        return tuple(stack)
+
+    def print_between(self, start: float, end: float, top: int = 4) -> None:
+        """The most frequent main-thread stacks sampled in ``[start, end]``, and other threads'."""
+        from collections import Counter
+
+        window = [(main, others) for t, main, others in self.samples if start <= t <= end]
+        for stack, count in Counter(main for main, _ in window).most_common(top):
+            print(f"HOST   {count} samples: {' < '.join(stack)}", flush=True)
+        for other, count in Counter(o for _, others in window for o in others).most_common(top):
+            print(f"HOST   other {count} samples: {other}", flush=True)
 
 
 class StepProfiler:

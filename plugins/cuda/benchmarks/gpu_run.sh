@@ -30,7 +30,7 @@ tag() { sed "s/^RESULT {/RESULT {\"$1\": \"$2\", /"; }  # tag KEY VALUE: label a
 bench() { # bench SECONDS ARGS...: one benchmark process, its RESULT line kept
   local limit=$1; shift
   log "bench $*"
-  timeout "$limit" $BENCH "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -E "^RESULT|^TRACE|Error|error:|CUDA memory|CUDA graphs|KV cache: [0-9]|ready in|attention backend" | tee -a "$OUT/results.txt"
+  timeout "$limit" $BENCH "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -E "^RESULT|^TRACE|Error|error:|CUDA memory|CUDA graphs|LM head warmed|Linear layers warmed|KV cache: [0-9]|ready in|attention backend" | tee -a "$OUT/results.txt"
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/results.txt"
@@ -153,6 +153,8 @@ PY
       if [ "$phase" = ab-nano ]; then model qwen3-0.6b; args="llmrt-nano $MODELS/qwen3-0.6b"
       else model llama3-8b; args="llmrt-latency $MODELS/llama3-8b --input-len 128 --output-len 256"; fi
       mkdir -p /tmp/base && tar -xf .whl/base.tar -C /tmp/base
+      # the base runs the tree's CUDA C++ build (git archive has none): compare csrc-free changes only
+      [ -f /tmp/base/plugins/cuda/src/llmrt_cuda/_C*.so ] || cp plugins/cuda/src/llmrt_cuda/_C*.so /tmp/base/plugins/cuda/src/llmrt_cuda/
       base_path=/tmp/whl:$(cd /tmp/base && python3 plugins/cuda/benchmarks/dev_env.py /tmp/base-site core plugins/triton plugins/cuda plugins/rocm)
       for round in ${AB_ROUNDS:-1 2}; do
         bench 150 $args | tag tree new
