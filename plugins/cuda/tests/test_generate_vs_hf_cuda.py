@@ -46,7 +46,8 @@ def test_float32_chunked_prefill_and_prefix_cache(model_dir):
     prompts = [
         prompts[i % 3] + tail for i, tail in enumerate(random_prompts(VOCAB, 12, 1, 20, seed=4))
     ]
-    llm, first = _generate(model_dir, prompts, max_num_batched_tokens=24, max_num_seqs=6)
+    # 16-token blocks: the 40-48-token shared prefixes fill two (the backend's default is 64)
+    llm, first = _generate(model_dir, prompts, max_num_batched_tokens=24, max_num_seqs=6, block_size=16)
     params = SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS, ignore_eos=True)
     second = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
     assert all(o.num_cached_tokens >= 32 for o in second)

@@ -88,7 +88,7 @@ def test_splits_combine(native_calls, splits, heads, kv_heads, head_size):
 
 
 @needs_kernel
-@pytest.mark.parametrize("block", [8, 32])
+@pytest.mark.parametrize("block", [8, 32, 64])
 def test_other_block_sizes(native_calls, block):
     _compare(torch.float16, 32, 8, 128, [3, 31, 32, 33, 500], block=block, seed=block)
     assert native_calls

@@ -11,6 +11,9 @@ from llmrt.backends import Availability, Backend, MemoryInfo
 
 logger = logging.getLogger("llmrt.cuda")
 
+DEFAULT_BLOCK_SIZE = 64
+"""Tokens per KV cache block unless ``--block-size`` says otherwise."""
+
 
 class CudaBackend(Backend):
     """One NVIDIA GPU per worker (``LOCAL_RANK`` picks it); the highest-priority backend.
@@ -56,6 +59,12 @@ class CudaBackend(Backend):
     def supported_dtypes(self) -> tuple[torch.dtype, ...]:
         """float32, bfloat16 and float16."""
         return (torch.float32, torch.bfloat16, torch.float16)
+
+    def default_block_size(self) -> int:
+        """64 tokens. Nano on an H100 (alternating processes): 16-token blocks 19,073 / 19,426 out
+        tok/s, 32-token 19,767 / 19,865, 64-token 19,936 / 19,923, 128-token no faster; a prefix
+        is shared in whole blocks, so larger ones share less of it."""
+        return DEFAULT_BLOCK_SIZE
 
     def overlaps_host_and_device(self) -> bool:
         """Kernels run asynchronously to the host: core overlaps scheduling with them."""
