@@ -56,6 +56,7 @@ def _llm(args):
         max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs,
         max_num_batched_tokens=args.max_num_batched_tokens,
+        block_size=args.block_size,
         enforce_eager=args.enforce_eager,
         gpu_memory_utilization=0.9,
         **({} if args.async_scheduling is None else {"async_scheduling": args.async_scheduling}),
@@ -614,6 +615,7 @@ def main() -> None:
     parser.add_argument("--max-model-len", type=int, default=4096)
     parser.add_argument("--max-num-seqs", type=int, default=256)
     parser.add_argument("--max-num-batched-tokens", type=int, default=8192)
+    parser.add_argument("--block-size", type=int, default=None, help="KV cache block size (default: the backend's)")
     parser.add_argument("--num-prompts", type=int, default=0)
     parser.add_argument("--input-len", type=int, default=128)
     parser.add_argument("--output-len", type=int, default=256)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: set up, then run the phases named as arguments (tests nano nano-llmrt host-stalls ab-env prompt prompt-ab tune
-# llama latency throughput throughput-512 startup kernels native nano-native gemv splits layout ab-nano
+# small-kernels block-size llama latency throughput throughput-512 startup kernels native nano-native gemv splits layout ab-nano
 # ab-latency), logging everything to $OUT and ending with the
 # RESULT lines. From the repository root:
 #   bash plugins/cuda/benchmarks/gpu_run.sh tests nano llama startup
@@ -85,6 +85,13 @@ for phase in "$@"; do
         env ${AB_ENV:?set AB_ENV} $BENCH llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} 2>&1 | grep "^RESULT" \
           | tag env "$AB_ENV" | tee -a "$OUT/results.txt"
       done ;;
+    block-size)  # nano with each KV cache block size in BLOCK_SIZES, alternating
+      model qwen3-0.6b
+      for round in ${AB_ROUNDS:-1 2}; do
+        for size in ${BLOCK_SIZES:-16 32 64}; do
+          bench 150 llmrt-nano $MODELS/qwen3-0.6b --block-size $size | tag block_size $size
+        done
+      done ;;
     nano-first)  # the first run traced (where its extra time goes), then a second run
       model qwen3-0.6b
       bench 150 llmrt-nano $MODELS/qwen3-0.6b --repeat 2 --trace-first ;;
@@ -139,6 +146,11 @@ PY
       for round in ${AB_ROUNDS:-1 2}; do
         bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | tag decode cuda
         LLMRT_CUDA_NATIVE=0 bench 150 llmrt-nano $MODELS/qwen3-0.6b ${NANO_ARGS:-} | tag decode triton
+      done ;;
+    small-kernels)  # the per-layer norm, rotary and activation kernels of a decode step by launch configuration
+      log "small-kernels"
+      for rows in ${SMALL_ROWS:-256 64}; do
+        timeout 200 python3 plugins/cuda/benchmarks/small_kernels_bench.py --rows $rows 2>&1 | tee -a "$OUT/results.txt"
       done ;;
     kernels)
       timeout 120 python3 plugins/cuda/benchmarks/decode_attention_bench.py 2>&1 | tee -a "$OUT/results.txt" ;;

@@ -17,6 +17,11 @@ import triton
 import triton.language as tl
 
 
+ROTARY_WARPS = 8
+"""Warps of each token's program: in an H100 decode graph (Qwen3-0.6B's 16 + 8 heads of 128,
+``small_kernels_bench.py``) 2.20 us a call against 2.52 with 4 warps, 1.89 against 2.23 at 64 rows."""
+
+
 @triton.jit
 def _norm_heads(a1, a2, w_ptr, first, second, pairs_ok, eps, offset, dtype,
                 HEAD_SIZE: tl.constexpr, CAST_BEFORE: tl.constexpr):
@@ -147,7 +152,7 @@ def _launch(positions, query, key, cos_sin_cache, head_size, is_neox_style, norm
             NEOX=is_neox_style,
             NORM=norm is not None,
             CAST_BEFORE=cast_before,
-            num_warps=4,
+            num_warps=ROTARY_WARPS,
         )
     return q.view(query.shape), k.view(key.shape)
 
