@@ -147,11 +147,11 @@ class CudaModelRunner(ModelRunner):
 
 EAGER_ROW_BUCKET = 256
 """Eager steps run on a multiple of this many rows (padded). cuBLAS picks a kernel per row count
-and loads it on its first use, 5-9 ms of host time each (the odd-sized last prompt chunk of an
-H100 nano run lost ~20 ms that way, the GPU idle); padded, every row count an eager step can
-have is one of a few dozen, all run once at startup (:func:`_warm_up_linear`). The padding costs
-nothing that shows: matrix products of up to 256 rows take as long as one row (the weights'
-bytes dominate), and larger steps grow by under 256 rows."""
+and loads it on its first use, 5-9 ms of host time each (in a traced H100 nano run the odd-sized
+last prompt chunk left the GPU idle for 72 ms); padded, every row count an eager step can have is
+one of a few dozen, all run once at startup (:func:`_warm_up_linear`). The padding costs little:
+matrix products of up to 256 rows take about as long as one row (the weights' bytes dominate),
+and larger steps grow by under 256 rows."""
 
 
 def padded_rows(num_tokens: int, max_tokens: int) -> int:
