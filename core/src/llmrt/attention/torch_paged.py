@@ -80,7 +80,8 @@ class TorchPagedAttention(AttentionImpl):
             out[seq.start : seq.end] = self._attend_prompt(q, k, v, kv_cache, metadata, seq)
         if plan.decode is not None:
             out.index_copy_(0, plan.decode.rows, self._attend_decode(q, kv_cache, plan.decode))
-        out[n:].zero_()  # padding rows a runner added past num_tokens
+        if q.shape[0] > n:  # padding rows a runner added past num_tokens
+            out[n:].zero_()
         return out.view(query.shape)
 
     # -- planning (host side, once per step and window) ---------------------------------

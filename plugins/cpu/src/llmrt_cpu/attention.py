@@ -40,7 +40,8 @@ class CpuPagedAttention(AttentionImpl):
             query, kv_cache, metadata.block_tables, metadata.query_start_loc, metadata.seq_lens,
             self._work_items(metadata), cfg.num_heads, cfg.head_size, cfg.scale,
             cfg.sliding_window or 0, cfg.logit_softcap or 0.0)
-        out[metadata.num_tokens:].zero_()  # padding rows a runner added past num_tokens
+        if out.shape[0] > metadata.num_tokens:  # padding rows a runner added past num_tokens
+            out[metadata.num_tokens:].zero_()
         return out
 
     def _native_ok(self, query: torch.Tensor, kv_cache: torch.Tensor) -> bool:
