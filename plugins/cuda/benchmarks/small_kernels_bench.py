@@ -1,4 +1,4 @@
-"""The small per-layer kernels of a decode step (norms, q/k norm + rotary, gated activation) by
+"""The small kernels of a decode step (norms, q/k norm + rotary, gated activation, sampling) by
 launch configuration, timed as a decode graph runs them: 50 launches captured in one CUDA graph,
 replayed, so the gaps between dependent kernels count. Shapes default to nano's (Qwen3-0.6B,
 256 sequences). Prints a table per op; the fastest configuration is what to set.
@@ -38,7 +38,7 @@ def graph_time_us(fn) -> float:
 
 
 def main() -> None:
-    from llmrt_triton import activation, norm, rotary
+    from llmrt_triton import activation, norm, rotary, sampling
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=256)
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--kv-heads", type=int, default=8)
     parser.add_argument("--head-size", type=int, default=128)
     parser.add_argument("--intermediate", type=int, default=3072)
+    parser.add_argument("--vocab", type=int, default=151936)
     args = parser.parse_args()
     device, dtype, rows, d = torch.device("cuda"), torch.bfloat16, args.rows, args.head_size
     x = torch.randn(rows, args.hidden, device=device, dtype=dtype)
@@ -58,12 +59,15 @@ def main() -> None:
     positions = torch.randint(0, 2000, (rows,), device=device)
     angles = torch.randn(4096, d, device=device, dtype=dtype)
     gate_up = torch.randn(rows, 2 * args.intermediate, device=device, dtype=dtype)
+    logits = torch.randn(rows, args.vocab, device=device)
+    temperature = torch.full((rows,), 0.6, device=device)
 
     ops = {
         "fused_add_rms_norm": (lambda: norm.fused_add_rms_norm(x, residual, weight, 1e-6), norm, "num_warps_for"),
         "qk_norm_rotary": (lambda: rotary.qk_norm_rotary_embedding(
             positions, q, k, head_weight, head_weight, 1e-6, 0.0, True, angles, d, True), rotary, "ROTARY_WARPS"),
         "silu_and_mul": (lambda: activation.silu_and_mul(gate_up), activation, "GATED_WARPS"),
+        "sample_categorical": (lambda: sampling.sample_categorical(logits, temperature), sampling, "WARPS"),
     }
     for name, (fn, module, knob) in ops.items():
         default = getattr(module, knob)
@@ -75,6 +79,11 @@ def main() -> None:
             except Exception as error:  # a configuration Triton rejects
                 print(f"| | {warps} | {type(error).__name__} |", flush=True)
         setattr(module, knob, default)
+        if name == "sample_categorical":
+            for chunk, block in ((2048, 512), (4096, 512), (8192, 1024), (8192, 2048), (16384, 1024)):
+                sampling.CHUNK, sampling.BLOCK = chunk, block
+                print(f"| | chunk {chunk}, block {block}, 4 warps | {graph_time_us(fn):.2f} |", flush=True)
+            sampling.CHUNK, sampling.BLOCK = 4096, 1024
         if name == "silu_and_mul":
             for block in (256, 512, 2048, 4096):
                 activation.BLOCK = block

@@ -20,6 +20,9 @@ import triton.language as tl
 CHUNK = 4096
 """Vocabulary entries per program (a 152k vocabulary gives 38 programs per row)."""
 BLOCK = 1024
+"""Lanes of a program's running best (four BLOCK-wide slices per Philox call)."""
+WARPS = 4
+"""Warps per program."""
 
 
 @triton.jit
@@ -80,7 +83,7 @@ def sample_categorical(logits: torch.Tensor, temperature: torch.Tensor) -> torch
     seed = int(torch.randint(0, 2**31 - 1, (1,)))
     _gumbel_max_kernel[(rows, num_chunks)](
         logits, temperature.to(torch.float32), best, index, vocab, logits.stride(0), num_chunks, seed,
-        CHUNK=CHUNK, BLOCK=BLOCK, num_warps=4,
+        CHUNK=CHUNK, BLOCK=BLOCK, num_warps=WARPS,
     )
     # argmax over chunks takes the first best chunk, so ties still resolve to the lowest index
     return index.gather(1, best.argmax(dim=1, keepdim=True)).squeeze(1).long()
