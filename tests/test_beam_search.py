@@ -78,3 +78,20 @@ def test_abort_frees_every_beam(llm):
     while engine.has_unfinished_requests():
         engine.step()
     assert engine.block_pool.num_free_blocks == engine.num_blocks
+
+
+def test_beam_groups_wait_for_room_under_max_num_seqs(model_dir):
+    """A beam-search request keeps room for its width: a second group waits, so no step samples
+    more rows than max_num_seqs; results are those of each request alone."""
+    llm = LLM(model=model_dir, backend="cpu", max_num_seqs=4)
+    prompts = random_prompts(500, 2, 4, 12, seed=23)
+    params = SamplingParams(use_beam_search=True, beam_width=3, max_tokens=5, ignore_eos=True)
+    alone = [llm.generate([{"prompt_token_ids": p}], params, use_tqdm=False)[0].outputs[0].token_ids
+             for p in prompts]
+    engine, rows = llm.llm_engine, []
+    sample = engine.runner._sample
+    engine.runner._sample = lambda requests, logits, result: rows.append(len(requests)) or sample(
+        requests, logits, result)
+    together = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+    assert [o.outputs[0].token_ids for o in together] == alone
+    assert max(rows) <= 4

@@ -154,3 +154,23 @@ def test_parallel_samples_share_the_prompt_blocks(model_dir):
     while engine.has_unfinished_requests():
         engine.step()
     assert engine.block_pool.num_free_blocks == engine.num_blocks
+
+
+def test_samples_never_run_past_max_num_seqs(model_dir):
+    """n samples count as n sequences: a request that needs more than max_num_seqs is refused,
+    and the others wait until all their samples fit, so no step samples more rows than that."""
+    llm = LLM(model=model_dir, backend="cpu", max_num_seqs=4)
+    with pytest.raises(ValueError, match="n=5 needs 5 sequences"):
+        llm.generate(_ids([[5, 6, 7]]), SamplingParams(n=5, max_tokens=2), use_tqdm=False)
+    with pytest.raises(ValueError, match="beam_width=6 needs 6 sequences"):
+        llm.generate(_ids([[5, 6, 7]]), SamplingParams(use_beam_search=True, beam_width=6, max_tokens=2),
+                     use_tqdm=False)
+    engine, rows = llm.llm_engine, []
+    sample = engine.runner._sample
+    engine.runner._sample = lambda requests, logits, result: rows.append(len(requests)) or sample(
+        requests, logits, result)
+    prompts = random_prompts(VOCAB, 5, 4, 12, seed=81)
+    outputs = llm.generate(_ids(prompts), SamplingParams(n=3, temperature=1.0, max_tokens=4, ignore_eos=True),
+                           use_tqdm=False)
+    assert [len(o.outputs) for o in outputs] == [3] * 5
+    assert max(rows) <= 4

@@ -126,6 +126,27 @@ def test_max_num_seqs_limits_running():
     assert sched.num_running == 2 and sched.num_waiting == 1
 
 
+def test_samples_of_a_request_count_against_max_num_seqs():
+    """A request with n = 3 becomes three sequences after its first token: it waits until
+    there is room for all of them, so no step samples more than max_num_seqs rows."""
+    sched = make_scheduler(max_seqs=4)
+    sched.add_request(make_request("solo", range(3)))
+    leader = make_request("multi", range(3))
+    leader.pending_siblings = [make_request("multi-1", range(3)), make_request("multi-2", range(3))]
+    sched.add_request(leader)
+    sched.add_request(make_request("late", range(3)))
+    out, _ = step(sched)
+    assert [s.request.request_id for s in out.scheduled] == ["solo", "multi"]
+    # solo and the leader run; the third request would push the three samples past 4
+    assert sched.num_running == 2 and sched.num_waiting == 1
+    for sibling in leader.pending_siblings:
+        sched.fork_request(leader, sibling)
+    leader.pending_siblings = []
+    assert sched.num_running == 4
+    out, _ = step(sched)
+    assert "late" not in [s.request.request_id for s in out.scheduled]
+
+
 def test_prefix_cache_hit_across_steps():
     sched = make_scheduler()
     sched.add_request(make_request("a", range(10), max_tokens=1))

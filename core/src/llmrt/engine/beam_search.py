@@ -172,6 +172,7 @@ class BeamSearchManager:
         group = BeamGroup(request_id, prompt, list(token_ids), group_params, width, [], stop_ids)
         root = Request(f"{request_id}#beam-root", list(token_ids), beam_request_params(params, group.keep),
                        priority=priority, cache_salt=cache_salt, max_tokens=max_tokens)
+        root.reserved_sequences = width
         group.beams.append(Beam(root, 0.0))
         self.groups[request_id] = group
         self.beam_to_group[root.request_id] = group

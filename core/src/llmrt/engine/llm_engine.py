@@ -77,7 +77,7 @@ class LLMEngine:
                                          for e in self.host.logits_processors()}
         self.validator = RequestValidator(self.tokenizer, self.runner.hf_config, self.max_model_len,
                                           self.generation_defaults, self.tokenizer_eos(),
-                                          set(self.runner.logits_processors))
+                                          set(self.runner.logits_processors), config.scheduler.max_num_seqs)
         self.output_processor = OutputProcessor(self.tokenizer)
         self.beam_search = BeamSearchManager(self.tokenizer)
         self._counter = 0

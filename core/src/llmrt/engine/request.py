@@ -70,6 +70,9 @@ class Request:
     pending_siblings: list[Request] = field(default_factory=list)
     """Further samples of the same prompt (``n > 1``): they draw their first token from this
     request's first logits and are then forked from it, sharing its KV blocks."""
+    reserved_sequences: int = 1
+    """Running sequences the scheduler keeps room for while this request runs: a beam-search
+    root's width (its beams are forked from it later)."""
 
     @property
     def num_prompt_tokens(self) -> int:

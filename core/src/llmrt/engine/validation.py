@@ -28,8 +28,9 @@ class RequestValidator:
 
     def __init__(self, tokenizer: Any, hf_config: Any, max_model_len: int,
                  generation_defaults: dict[str, Any], tokenizer_eos: int | None,
-                 logits_processors: set[str] = frozenset()) -> None:
+                 logits_processors: set[str] = frozenset(), max_num_seqs: int | None = None) -> None:
         self.tokenizer = tokenizer
+        self.max_num_seqs = max_num_seqs
         self.logits_processors = logits_processors
         self.vocab_size = int(hf_config.vocab_size)
         self.max_model_len = max_model_len
@@ -82,6 +83,7 @@ class RequestValidator:
             raise InvalidRequestError(str(exc), getattr(exc, "param", None)) from exc
         params.eos_token_id = self.eos_token_id
         params.all_stop_token_ids = set(params.stop_token_ids) | self.extra_stop_ids
+        self._check_sequences(params)
         unknown = set(params.logits_processors or ()) - self.logits_processors
         if unknown:
             known = ", ".join(sorted(self.logits_processors)) or "none"
@@ -90,6 +92,20 @@ class RequestValidator:
         if params.bad_words:
             params.bad_words_token_ids = self._bad_word_ids(params.bad_words)
         return params
+
+    def _check_sequences(self, params: SamplingParams) -> None:
+        """A request runs ``n`` sequences at once (beam search: up to its width): never more than
+        the engine's ``max_num_seqs``."""
+        if self.max_num_seqs is None:
+            return
+        if params.use_beam_search:
+            name, count = "beam_width", max(params.beam_width or params.n, params.n)
+        else:
+            name, count = "n", params.n
+        if count > self.max_num_seqs:
+            raise InvalidRequestError(
+                f"{name}={count} needs {count} sequences at once, but this engine runs at most "
+                f"max_num_seqs={self.max_num_seqs}", name)
 
     def _bad_word_ids(self, words: list[str]) -> list[list[int]]:
         """Token sequences to forbid: each word alone and after a space (as it appears mid-text)."""

@@ -292,8 +292,14 @@ class Scheduler:
                 return None
 
     def _schedule_waiting(self, output: SchedulerOutput, budget: int) -> None:
-        while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
+        if not self.waiting:
+            return
+        seats = sum(map(_sequences, self.running))
+        while self.waiting and budget > 0:
             request = self.waiting.peek()
+            if seats and seats + _sequences(request) > self.config.max_num_seqs:
+                break  # its samples would join the running list beyond max_num_seqs (an idle
+                # engine admits anyway: validation rejects n > max_num_seqs, nothing waits forever)
             allocated = self._allocate_waiting(request, budget, output)
             if allocated is None and self.running:
                 break  # wait for blocks; later arrivals do not overtake
@@ -306,6 +312,7 @@ class Scheduler:
             bisect.insort(self.running, request, key=self._sort_key)
             self._add_chunk(output, request, num_new, block_ids)
             budget -= num_new
+            seats += _sequences(request)
 
     def _allocate_waiting(
         self, request: Request, budget: int, output: SchedulerOutput
@@ -377,3 +384,11 @@ class Scheduler:
         if self.config.policy == "priority":
             return (request.priority, request.arrival_time, seq)
         return (seq,)
+
+
+def _sequences(request: Request) -> int:
+    """Running sequences to keep room for: ``request`` and the samples that fork from it after its
+    first token (``n > 1``), or a beam-search root's width (while the root runs, its forked beams
+    count as well: room is kept generously). A step samples one row per sequence, and backends
+    size their graphs, warm-ups and memory profile for ``max_num_seqs`` rows."""
+    return max(request.reserved_sequences, 1 + len(request.pending_siblings))
