@@ -9,7 +9,7 @@ of sequence ``s`` is at absolute position ``context_len_s + i``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -82,6 +82,24 @@ class AttentionMetadata:
         """
         if to_device is None:
             to_device = lambda array: torch.from_numpy(array).to(device)  # noqa: E731
+        metadata, _ = cls.build_with(query_lens, context_lens, block_tables, block_size,
+                                     lambda arrays: [to_device(a) for a in arrays])
+        return metadata
+
+    @classmethod
+    def build_with(
+        cls,
+        query_lens: list[int],
+        context_lens: list[int],
+        block_tables: list[list[int]],
+        block_size: int,
+        to_device_many: Callable[[list[np.ndarray]], list[torch.Tensor]],
+        extra: Sequence[np.ndarray] = (),
+    ) -> tuple[AttentionMetadata, list[torch.Tensor]]:
+        """:meth:`build`, with every device tensor made by one call of ``to_device_many`` (host
+        arrays in, device tensors out, in order), which also carries the caller's ``extra``
+        arrays: the model runner sends a step's inputs to the device in one copy. Returns the
+        metadata and the device tensors of ``extra``."""
         q = np.asarray(query_lens, dtype=np.int64)
         ctx = np.asarray(context_lens, dtype=np.int64)
         table_lens = np.fromiter(map(len, block_tables), dtype=np.int64, count=len(block_tables))
@@ -91,20 +109,23 @@ class AttentionMetadata:
         np.cumsum(q, out=starts[1:])
         table = _pad_tables(block_tables, table_lens)
         slots = _slot_mapping(q, ctx, starts, table, block_size)
-        return cls(
+        fields = [slots, starts.astype(np.int32), seq.astype(np.int32), ctx.astype(np.int32), table]
+        tensors = to_device_many(fields + list(extra))
+        metadata = cls(
             num_tokens=int(starts[-1]),
             num_seqs=len(q),
-            slot_mapping=to_device(slots),
-            query_start_loc=to_device(starts.astype(np.int32)),
-            seq_lens=to_device(seq.astype(np.int32)),
-            context_lens=to_device(ctx.astype(np.int32)),
-            block_tables=to_device(table),
+            slot_mapping=tensors[0],
+            query_start_loc=tensors[1],
+            seq_lens=tensors[2],
+            context_lens=tensors[3],
+            block_tables=tensors[4],
             max_query_len=int(q.max(initial=0)),
             max_seq_len=int(seq.max(initial=0)),
             block_size=block_size,
             query_start_loc_cpu=starts.tolist(),
             seq_lens_cpu=seq.tolist(),
         )
+        return metadata, tensors[len(fields):]
 
 
 def _check_lengths(q: np.ndarray, ctx: np.ndarray, table_lens: np.ndarray, block_size: int) -> None:

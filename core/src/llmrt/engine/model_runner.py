@@ -120,7 +120,7 @@ class ModelRunner:
         num_blocks = -(-num_tokens // self.block_size)
         self.allocate_kv_cache(num_blocks)
         scheduled = _dummy_prompt(num_tokens, list(range(num_blocks)))
-        input_ids, positions, metadata, _ = self._prepare(scheduled)
+        input_ids, positions, metadata, _, _ = self._prepare(scheduled)
         hidden = self.model(input_ids, positions, metadata)
         self.model.compute_logits(hidden[-1:])
         self.backend.synchronize()
@@ -148,9 +148,10 @@ class ModelRunner:
     def _prepare(self, scheduled: list[ScheduledRequest]):
         """Flatten the batch into input ids, positions and attention metadata.
 
-        Returns them with the flat index of each sampling chunk's last token. A chunk's token
-        still in flight (asynchronous scheduling: it starts at the request's known length) is
-        read from the previous step's sampled tokens on the device.
+        Returns them with the flat index of each sampling chunk's last token (a host list, and on
+        the device). Everything goes to the device in one copy. A chunk's token still in flight
+        (asynchronous scheduling: it starts at the request's known length) is read from the
+        previous step's sampled tokens on the device.
         """
         tokens: list[int] = []
         query_lens, context_lens, block_tables = [], [], []
@@ -171,15 +172,16 @@ class ModelRunner:
             block_tables.append(s.block_ids)
             if end >= known:
                 sample_rows.append(len(tokens) - 1)
-        metadata = AttentionMetadata.build(query_lens, context_lens, block_tables, self.block_size, self.device,
-                                           to_device=self.transfers.to_device)
-        ids = self.transfers.to_device(np.asarray(tokens, dtype=np.int64))
+        extra = [np.asarray(tokens, dtype=np.int64), _positions(query_lens, context_lens, len(tokens)),
+                 np.asarray(sample_rows, dtype=np.int64)]
         if in_flight:
-            flat_index, previous_rows = zip(*in_flight)
-            ids[self.transfers.to_device(list(flat_index), torch.long)] = \
-                self._last_tokens[self.transfers.to_device(list(previous_rows), torch.long)]
-        positions = self.transfers.to_device(_positions(query_lens, context_lens, metadata.num_tokens))
-        return ids, positions, metadata, sample_rows
+            extra.append(np.asarray(in_flight, dtype=np.int64).T.copy())  # [flat indices, previous rows]
+        metadata, (ids, positions, sample_index, *patch) = AttentionMetadata.build_with(
+            query_lens, context_lens, block_tables, self.block_size, self.transfers.to_device_many, extra)
+        if patch:
+            flat_index, previous_rows = patch[0]
+            ids[flat_index] = self._last_tokens[previous_rows]
+        return ids, positions, metadata, sample_rows, sample_index
 
     def _generator_for(self, request: Request) -> torch.Generator | None:
         seed = request.sampling_params.seed
@@ -210,14 +212,14 @@ class ModelRunner:
         result = RunnerOutput({})
         if output.is_empty:
             return PendingStep(result)
-        input_ids, positions, metadata, sample_rows = self._prepare(output.scheduled)
+        input_ids, positions, metadata, sample_rows, sample_index = self._prepare(output.scheduled)
         hidden = self._run_model(input_ids, positions, metadata)
         self._prompt_logprobs(output.scheduled, hidden, metadata.query_start_loc_cpu, result)
         if not sample_rows:
             return PendingStep(result)
         sampling = [s.request for s in output.scheduled if s.samples]
         requests, rows = _with_pending_siblings(sampling)
-        logits = self.model.compute_logits(hidden[self.transfers.to_device(sample_rows, torch.long)])
+        logits = self.model.compute_logits(hidden[sample_index])
         if len(rows) != len(sampling):
             logits = logits[self.transfers.to_device(rows, torch.long)]
         tokens = self._sample(requests, logits, result)

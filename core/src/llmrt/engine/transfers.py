@@ -13,11 +13,17 @@ On a synchronous device (the CPU) the same calls are plain copies, or no copies 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+
+
+_TORCH_DTYPES = {np.dtype(np.int64): torch.int64, np.dtype(np.int32): torch.int32,
+                 np.dtype(np.float32): torch.float32, np.dtype(np.bool_): torch.bool}
+"""The array dtypes :meth:`DeviceTransfers.to_device_many` carries."""
 
 
 @dataclass
@@ -61,6 +67,29 @@ class DeviceTransfers:
         if self.overlapping:
             host = host.pin_memory()
         return host.to(self.device, non_blocking=self.overlapping)
+
+    def to_device_many(self, arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Device tensors of several host arrays, in one copy where the device queues work.
+
+        Every small copy to a GPU is its own operation on the stream, and the stream pays a few
+        microseconds at each switch between copies and kernels: a decode step's dozen inputs cost
+        ~0.1 ms that way on an H100. Here they travel together, packed into one pinned buffer
+        (each at a 16-byte boundary), and come back as views of one device buffer.
+        """
+        arrays = [np.ascontiguousarray(a) for a in arrays]
+        if not self.overlapping:
+            return [torch.from_numpy(a).to(self.device) for a in arrays]
+        offsets, total = [], 0
+        for array in arrays:
+            offsets.append(total)
+            total += -(-array.nbytes // 16) * 16
+        host = torch.empty(max(total, 16), dtype=torch.uint8, pin_memory=True)
+        packed = host.numpy()
+        for array, offset in zip(arrays, offsets):
+            packed[offset:offset + array.nbytes] = array.reshape(-1).view(np.uint8)
+        device = host.to(self.device, non_blocking=True)
+        return [device[offset:offset + array.nbytes].view(_TORCH_DTYPES[array.dtype]).view(array.shape)
+                for array, offset in zip(arrays, offsets)]
 
     def to_host(self, tensor: torch.Tensor) -> HostCopy:
         """Start copying ``tensor`` to host memory; read it with :meth:`HostCopy.tolist`."""
