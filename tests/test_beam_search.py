@@ -62,6 +62,9 @@ def test_beams_share_kv_blocks(llm):
     group = engine.beam_search.groups["beam"]
     tables = [engine.kv_cache_manager.get_block_ids(b.request.request_id) for b in group.beams]
     assert len(tables) == WIDTH
+    # once the beams exist the root no longer keeps room for the width: the group takes WIDTH seats
+    # (a preempted beam could otherwise never be readmitted beside its idle siblings)
+    assert [b.request.reserved_sequences for b in group.beams] == [1] * WIDTH
     assert len({b for t in tables for b in t}) < sum(len(t) for t in tables)  # prompt blocks are shared
     while engine.has_unfinished_requests():
         engine.step()

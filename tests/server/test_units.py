@@ -213,6 +213,16 @@ def test_queue_full_is_429_and_body_limit_is_413(tokenizer):
         assert big.status_code == 413 and "too large" in big.json()["error"]["message"]
 
 
+def test_more_samples_than_max_num_seqs_is_400_before_the_engine(tokenizer):
+    app, engine = _app(tokenizer, max_pending=16)
+    with TestClient(app) as client:
+        engine.info = m.EngineReady("/m", 64, 512, 100, "fake", 1, {}, {}, max_num_seqs=2)
+        engine.ready.set()
+        response = client.post("/v1/completions", json={"prompt": "x", "n": 3})
+        assert response.status_code == 400 and response.json()["error"]["param"] == "n"
+        assert "max_num_seqs=2" in response.json()["error"]["message"] and engine._writer.frames == []
+
+
 def test_request_group_ends_when_every_sequence_finished(tokenizer):
     async def run():
         _, engine = _app(tokenizer)

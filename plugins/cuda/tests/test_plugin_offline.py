@@ -97,6 +97,7 @@ def test_warm_up_step_runs_on_any_runner(tmp_path):
 
     runner.model = Recording()
     runner.graphs = None  # as with --enforce-eager
+    runner._pads_rows = True  # as CudaModelRunner.load_model finds for core's attention
     CudaModelRunner._warm_up(runner, llm.llm_engine.num_blocks)
     (metadata,) = calls
     chunk = llm.llm_engine.config.scheduler.max_num_batched_tokens - 3
@@ -117,23 +118,27 @@ def test_steps_a_graph_covers_replay_it_and_eager_steps_are_padded():
     import torch
     from llmrt_cuda.model_runner import CudaModelRunner
 
+    decode, prompt = SimpleNamespace(max_query_len=1), SimpleNamespace(max_query_len=4)
     replayed, seen = [], []
-    graphs = SimpleNamespace(can_run=lambda metadata: metadata == "decode",
+    graphs = SimpleNamespace(can_run=lambda metadata: metadata is decode,
                              run=lambda *args: replayed.append(args) or "graph")
 
     def model(ids, positions, metadata):
         seen.append((ids.clone(), positions.clone()))
         return torch.stack([ids, positions], dim=1)
 
-    runner = SimpleNamespace(graphs=graphs, model=model, _profiling=False,
+    runner = SimpleNamespace(graphs=graphs, model=model, _pads_rows=True,
                              config=SimpleNamespace(scheduler=SimpleNamespace(max_num_batched_tokens=8192)))
     ids, positions = torch.arange(5, 10), torch.arange(3, 8)
-    assert CudaModelRunner._run_model(runner, ids, positions, "decode") == "graph"
-    assert replayed == [(ids, positions, "decode")]
-    out = CudaModelRunner._run_model(runner, ids, positions, "prompt")
+    assert CudaModelRunner._run_model(runner, ids, positions, decode) == "graph"
+    assert replayed == [(ids, positions, decode)]
+    out = CudaModelRunner._run_model(runner, ids, positions, prompt)
     assert out.tolist() == [[i, p] for i, p in zip(ids.tolist(), positions.tolist())]  # the real rows only
     padded_ids, padded_positions = seen[-1]
     assert len(padded_ids) == 256 and not padded_ids[5:].any() and not padded_positions[5:].any()
-    runner._profiling = True  # the memory profile measures the step as asked
-    CudaModelRunner._run_model(runner, ids, positions, "prompt")
+    runner.graphs = None  # --enforce-eager: a decode-only step keeps its rows (one-row products)
+    CudaModelRunner._run_model(runner, ids, positions, decode)
+    assert len(seen[-1][0]) == 5
+    runner._pads_rows = False  # an attention implementation that does not take padding rows
+    CudaModelRunner._run_model(runner, ids, positions, prompt)
     assert len(seen[-1][0]) == 5

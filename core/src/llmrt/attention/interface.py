@@ -51,6 +51,10 @@ class AttentionImpl(ABC):
     :meth:`kv_cache_shape` (the runner allocates each layer's cache with it).
     """
 
+    accepts_padded_rows = False
+    """Whether :meth:`forward` takes query rows past ``metadata.num_tokens`` (storing nothing for
+    them, returning zeros); runners pad steps only when every layer's implementation says so."""
+
     def __init__(self, config: AttentionConfig) -> None:
         self.config = config
 
@@ -77,10 +81,10 @@ class AttentionImpl(ABC):
             position ``p = context_len_s + i``), softmax attention over that sequence's keys at
             positions ``<= p`` (and ``> p - sliding_window`` when set).
 
-        A runner may pad a step: then ``T`` is larger than ``metadata.num_tokens`` and the rows
-        past it belong to no sequence. Their keys and values are not stored and their output
-        rows are zero (the CUDA runner pads eager steps to a few row counts whose matrix
-        products it has warmed up).
+        With :attr:`accepts_padded_rows`, a runner may pad a step: then ``T`` is larger than
+        ``metadata.num_tokens`` and the rows past it belong to no sequence. Their keys and
+        values are not stored and their output rows are zero (the CUDA runner pads eager steps
+        to a few row counts whose matrix products it has warmed up).
         """
 
     @staticmethod

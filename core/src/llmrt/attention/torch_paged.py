@@ -57,6 +57,9 @@ class _Plan:
 class TorchPagedAttention(AttentionImpl):
     """:class:`AttentionImpl` over the default cache layout ``(2, blocks, block_size, Hk, D)``."""
 
+    accepts_padded_rows = True
+    """Rows past ``num_tokens`` are stored nowhere and come back zero."""
+
     def forward(
         self,
         query: torch.Tensor,

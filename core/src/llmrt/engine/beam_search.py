@@ -212,6 +212,7 @@ class BeamSearchManager:
             plans.append((request, token, score))
         self._drop([b.request.request_id for i, b in enumerate(group.beams) if i not in used], scheduler)
         for request, token, _ in plans:
+            request.reserved_sequences = 1  # the beams now exist: each counts for itself
             scheduler.append_output_tokens(request, [token])
         group.beams = [Beam(r, s) for r, _, s in plans]
 

@@ -72,7 +72,7 @@ class Request:
     request's first logits and are then forked from it, sharing its KV blocks."""
     reserved_sequences: int = 1
     """Running sequences the scheduler keeps room for while this request runs: a beam-search
-    root's width (its beams are forked from it later)."""
+    root's width until its first beams are chosen (then each beam counts for itself)."""
 
     @property
     def num_prompt_tokens(self) -> int:

@@ -388,7 +388,7 @@ class Scheduler:
 
 def _sequences(request: Request) -> int:
     """Running sequences to keep room for: ``request`` and the samples that fork from it after its
-    first token (``n > 1``), or a beam-search root's width (while the root runs, its forked beams
-    count as well: room is kept generously). A step samples one row per sequence, and backends
-    size their graphs, warm-ups and memory profile for ``max_num_seqs`` rows."""
+    first token (``n > 1``), or a beam-search root's width until its beams exist. A step samples
+    one row per sequence, and backends size their graphs, warm-ups and memory profile for
+    ``max_num_seqs`` rows."""
     return max(request.reserved_sequences, 1 + len(request.pending_siblings))

@@ -74,6 +74,7 @@ class ServerContext:
                 info.max_model_len,
                 info.generation_defaults,
                 info.eos_token_id,
+                max_num_seqs=info.max_num_seqs,
             )
         return self._validator
 

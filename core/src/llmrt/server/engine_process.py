@@ -179,6 +179,7 @@ def ready_message(engine: Any) -> m.EngineReady:
         eos_token_id=engine.tokenizer_eos(),
         generation_defaults=dict(engine.generation_defaults),
         timings=dict(engine.timings),
+        max_num_seqs=engine.config.scheduler.max_num_seqs,
     )
 
 

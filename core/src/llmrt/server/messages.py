@@ -56,6 +56,7 @@ class EngineReady(msgspec.Struct, tag="ready", tag_field="kind", array_like=True
     eos_token_id: int | None
     generation_defaults: dict[str, Any]
     timings: dict[str, float]
+    max_num_seqs: int | None = None
 
 
 class TokenLogprob(msgspec.Struct, array_like=True):

@@ -127,6 +127,8 @@ class BackendConformance:
         got = impl.forward(q, k, v, cache.clone(), metadata)
         torch.testing.assert_close(got, expected, **_tolerance(dtype), msg=f"attention backend {name!r}")
 
+        if not getattr(impl, "accepts_padded_rows", False):
+            return
         # A padded step: rows past num_tokens store nothing and come back zero.
         pad = lambda x: torch.cat([x, torch.randn(3, x.shape[1], dtype=dtype, device=device)])  # noqa: E731
         padded_cache = cache.clone()

@@ -25,6 +25,9 @@ _C = native.kernels()  # None without the kernels: forward then takes the refere
 class CpuPagedAttention(AttentionImpl):
     """:class:`AttentionImpl` on the native kernels (cache ``(2, blocks, block_size, Hk, D)``)."""
 
+    accepts_padded_rows = True
+    """Rows past ``num_tokens`` are stored nowhere and come back zero."""
+
     def __init__(self, config: AttentionConfig) -> None:
         super().__init__(config)
         self._reference = TorchPagedAttention(config)

@@ -33,6 +33,13 @@ class CudaModelRunner(ModelRunner):
         super().__init__(config, backend, host, model_dir)
         self.graphs: DecodeGraphs | None = None
         self._profiling = False
+        self._pads_rows = False  # set once the model is loaded: every attention layer takes padding
+
+    def load_model(self) -> None:
+        """Core's loading, then whether eager steps may be padded (:data:`EAGER_ROW_BUCKET`)."""
+        super().load_model()
+        self._pads_rows = all(getattr(layer.impl, "accepts_padded_rows", False)
+                              for layer in self.model.attention_layers())
 
     def _use_graphs(self) -> bool:
         if self.config.enforce_eager:
@@ -125,8 +132,9 @@ class CudaModelRunner(ModelRunner):
             self.sampler(logits[: len(rows)], batch)
         if self.graphs is not None:  # its largest batch is in the memory profile only with graphs
             _warm_up_logits(self.model, hidden[last[:1]], self.config.scheduler.max_num_seqs)
-        _warm_up_linear(self.model, eager_row_buckets(self.config.scheduler.max_num_batched_tokens),
-                        self.dtype, self.device)
+        if self._pads_rows:
+            _warm_up_linear(self.model, eager_row_buckets(self.config.scheduler.max_num_batched_tokens),
+                            self.dtype, self.device)
         self.backend.synchronize()
 
     def _run_model(
@@ -137,7 +145,9 @@ class CudaModelRunner(ModelRunner):
             return self.graphs.run(input_ids, positions, metadata)
         n = input_ids.shape[0]
         rows = padded_rows(n, self.config.scheduler.max_num_batched_tokens)
-        if rows == n or self._profiling:
+        if rows == n or metadata.max_query_len == 1 or not self._pads_rows:
+            # decode-only steps (graphs cover them unless --enforce-eager) keep their exact rows:
+            # one-row products take the GEMV path
             return self.model(input_ids, positions, metadata)
         pad = rows - n  # rows of token 0 at position 0: no key is stored for them (past num_tokens)
         input_ids = torch.cat([input_ids, input_ids.new_zeros(pad)])
@@ -146,7 +156,8 @@ class CudaModelRunner(ModelRunner):
 
 
 EAGER_ROW_BUCKET = 256
-"""Eager steps run on a multiple of this many rows (padded). cuBLAS picks a kernel per row count
+"""Eager prompt and mixed steps run on a multiple of this many rows (padded; decode-only steps,
+which graphs cover unless ``--enforce-eager``, keep their rows). cuBLAS picks a kernel per row count
 and loads it on its first use, 5-9 ms of host time each (in a traced H100 nano run the odd-sized
 last prompt chunk left the GPU idle for 72 ms); padded, every row count an eager step can have is
 one of a few dozen, all run once at startup (:func:`_warm_up_linear`). The padding costs little:

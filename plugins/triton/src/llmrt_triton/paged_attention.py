@@ -33,6 +33,8 @@ class TritonPagedAttention(AttentionImpl):
 
     cuda_graph_safe = True
     """Decode batches launch without host-side tensors, so CUDA/HIP graphs can capture them."""
+    accepts_padded_rows = True
+    """Rows past ``num_tokens`` are stored nowhere and come back zero."""
 
     def forward(
         self,
