@@ -162,6 +162,11 @@ class SamplingParams:
         _check(self.temperature == 0.0 or self.temperature == 1.0, "temperature",
                "beam search is deterministic; leave temperature unset or 0")
 
+    @property
+    def num_sequences(self) -> int:
+        """Sequences the request runs at once: ``n``, or a beam search's width (at least ``n``)."""
+        return max(self.beam_width or self.n, self.n) if self.use_beam_search else self.n
+
     def validate_token_ids(self, vocab_size: int) -> None:
         """Check every token id field against the model's vocabulary size."""
         for name in ("stop_token_ids", "allowed_token_ids"):

@@ -142,3 +142,22 @@ def test_steps_a_graph_covers_replay_it_and_eager_steps_are_padded():
     runner._pads_rows = False  # an attention implementation that does not take padding rows
     CudaModelRunner._run_model(runner, ids, positions, prompt)
     assert len(seen[-1][0]) == 5
+
+
+def test_loaded_runner_pads_only_with_attention_that_takes_padding(tmp_path, monkeypatch):
+    """``CudaModelRunner.load_model`` (run here on the CPU backend) finds whether every attention
+    layer accepts padded rows: core's reference does; an implementation that does not turns it off."""
+    pytest.importorskip("llmrt_cpu", reason="loads the model on the CPU backend (llmrt-cpu)")
+    from llmrt import LLM
+    from llmrt.testing import build_tiny_model
+    from llmrt_cuda.model_runner import CudaModelRunner
+
+    llm = LLM(model=str(build_tiny_model("qwen3", tmp_path / "qwen3")), backend="cpu", dtype="float32",
+              attention_backend="torch")
+    engine = llm.llm_engine
+    runner = CudaModelRunner(engine.config, engine.backend, engine.host, engine.model_dir)
+    runner.load_model()
+    assert runner._pads_rows
+    monkeypatch.setattr(type(runner.model.attention_layers()[0].impl), "accepts_padded_rows", False)
+    runner.load_model()
+    assert not runner._pads_rows

@@ -163,7 +163,7 @@ class BeamSearchManager:
     def create(self, request_id: str, prompt: str | None, token_ids: list[int], params: SamplingParams,
                max_tokens: int, priority: int, cache_salt: str | None) -> Request:
         """Set up a group; returns its root request, to be added to the scheduler."""
-        width = max(params.beam_width or params.n, params.n)
+        width = params.num_sequences
         stop_ids = set(params.all_stop_token_ids) | set(params.stop_token_ids)
         if params.eos_token_id is not None and not params.ignore_eos:
             stop_ids.add(params.eos_token_id)

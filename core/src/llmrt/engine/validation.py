@@ -96,13 +96,9 @@ class RequestValidator:
     def _check_sequences(self, params: SamplingParams) -> None:
         """A request runs ``n`` sequences at once (beam search: up to its width): never more than
         the engine's ``max_num_seqs``."""
-        if self.max_num_seqs is None:
-            return
-        if params.use_beam_search:
-            name, count = "beam_width", max(params.beam_width or params.n, params.n)
-        else:
-            name, count = "n", params.n
-        if count > self.max_num_seqs:
+        count = params.num_sequences
+        if self.max_num_seqs is not None and count > self.max_num_seqs:
+            name = "beam_width" if params.use_beam_search else "n"
             raise InvalidRequestError(
                 f"{name}={count} needs {count} sequences at once, but this engine runs at most "
                 f"max_num_seqs={self.max_num_seqs}", name)

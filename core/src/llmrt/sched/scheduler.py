@@ -292,8 +292,8 @@ class Scheduler:
                 return None
 
     def _schedule_waiting(self, output: SchedulerOutput, budget: int) -> None:
-        if not self.waiting:
-            return
+        if not self.waiting or len(self.running) >= self.config.max_num_seqs:
+            return  # (a full running list: no need to count its seats every step)
         seats = sum(map(_sequences, self.running))
         while self.waiting and budget > 0:
             request = self.waiting.peek()
