@@ -188,6 +188,24 @@ at::Tensor paged_attention(const at::Tensor& query, const at::Tensor& kv_cache, 
   return out;
 }
 
+// One token per row of logits [rows, vocab] (float32, contiguous rows): a draw from
+// softmax(logits / temperature) at uniform[row], or the argmax where the temperature is 0.
+at::Tensor sample_categorical(const at::Tensor& logits, const at::Tensor& temperature, const at::Tensor& uniform) {
+  TORCH_CHECK(logits.device().is_cpu() && logits.scalar_type() == at::kFloat && logits.dim() == 2 &&
+                  logits.stride(1) == 1,
+              "logits must be float32 [rows, vocab] with contiguous rows");
+  const int64_t rows = logits.size(0);
+  for (const at::Tensor* t : {&temperature, &uniform}) {
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat && t->is_contiguous() && t->numel() == rows,
+                "temperature and uniform must be contiguous float32 [rows]");
+  }
+  at::Tensor out = at::empty({rows}, at::kLong);
+  const SampleArgs args = {logits.data_ptr<float>(), logits.stride(0), logits.size(1), temperature.data_ptr<float>(),
+                           uniform.data_ptr<float>(), out.data_ptr<int64_t>()};
+  for_rows(rows, 2 * logits.size(1), [&](int64_t b, int64_t e) { g_table->sample(args, b, e); });
+  return out;
+}
+
 std::string isa() { return g_table->name; }
 
 std::string set_isa(const std::string& name) {
@@ -200,7 +218,7 @@ std::string set_isa(const std::string& name) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   using namespace llmrt_cpu;
-  m.doc() = "llmrt CPU kernels: norms, rotary, activation, KV cache writes and paged attention";
+  m.doc() = "llmrt CPU kernels: norms, rotary, activation, KV cache writes, paged attention and sampling";
   m.def("isa", &isa, "the instruction-set build in use");
   m.def("set_isa", &set_isa, "use build NAME ('auto' for the best); returns the build chosen");
   m.def("supported_isas", &supported_isas, "builds this CPU can run, best first");
@@ -211,4 +229,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("write_kv_cache", &write_kv_cache);
   m.def("plan_attention", &plan_attention_items);
   m.def("paged_attention", &paged_attention);
+  m.def("sample_categorical", &sample_categorical);
 }

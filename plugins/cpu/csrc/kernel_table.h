@@ -10,6 +10,7 @@
 #include "kernels.h"
 #include "norm.h"
 #include "rotary.h"
+#include "sample.h"
 
 namespace llmrt_cpu {
 namespace {
@@ -23,6 +24,7 @@ constexpr KernelTable kTable = {
     write_cache_kernel,
     attention_kernel,
     attention_scratch_floats,
+    sample_kernel,
 };
 
 }  // namespace

@@ -68,6 +68,17 @@ struct CacheWriteArgs {
   const int64_t* slot_mapping;
 };
 
+// One token per row of float32 logits [rows, vocab], drawn from softmax(logits / temperature)
+// at the row's uniform number in [0, 1); argmax where the temperature is 0 (see sample.h).
+struct SampleArgs {
+  const float* logits;
+  int64_t logits_stride;  // between rows
+  int64_t vocab;
+  const float* temperature;
+  const float* uniform;
+  int64_t* out;
+};
+
 // Paged attention over the cache for a flattened batch of sequences (see attention.h).
 struct AttentionArgs {
   DType dtype;
@@ -112,6 +123,7 @@ struct KernelTable {
   // Processes items [begin, end); `scratch` holds attention_scratch_floats(args) floats.
   void (*attention)(const AttentionArgs&, const AttentionItem* items, int64_t begin, int64_t end, float* scratch);
   int64_t (*attention_scratch_floats)(const AttentionArgs&);
+  void (*sample)(const SampleArgs&, int64_t begin, int64_t end);
 };
 
 // The builds compiled into this library (nullptr where not built for this architecture).

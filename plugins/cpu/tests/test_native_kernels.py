@@ -162,3 +162,44 @@ def test_paged_attention_whole_sequences_with_window_and_softcap(isa, dtype):
     query_lens, context_lens = [1] * 12, [300, 1, 17, 64, 3, 200, 99, 5, 6, 7, 8, 515]
     _attention_case(dtype, 8, 2, 64, 16, query_lens, context_lens, window=100)
     _attention_case(dtype, 8, 2, 64, 16, query_lens, context_lens, softcap=5.0)
+
+
+def _exact_inverse_cdf(logits: torch.Tensor, temperature: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """The token each uniform number selects, from float64 cumulative sums (argmax at t == 0)."""
+    greedy = temperature == 0
+    probs = torch.softmax(logits.double() / torch.where(greedy, 1.0, temperature).double().unsqueeze(1), dim=-1)
+    cdf = probs.cumsum(dim=-1)
+    drawn = torch.searchsorted(cdf, uniform.double().unsqueeze(1) * cdf[:, -1:], right=True).view(-1)
+    return torch.where(greedy, logits.argmax(dim=-1), drawn.clamp_(max=logits.shape[1] - 1))
+
+
+@pytest.mark.parametrize("vocab", [7, 17, 1000, 1024, 16_384, 50_001])
+def test_sample_categorical_inverts_the_distribution(isa, vocab):
+    """Each row's uniform number selects the token float64 arithmetic selects, bar float32
+    rounding right at a boundary; -inf entries are never drawn; t == 0 takes the argmax."""
+    gen = torch.Generator().manual_seed(vocab)
+    rows = 96
+    logits = torch.randn(rows, vocab, generator=gen) * 3
+    logits[:, 1::3] = float("-inf")
+    temperature = torch.rand(rows, generator=gen) * 1.5 + 0.05
+    temperature[::6], temperature[1::6] = 0.0, 1.0
+    uniform = torch.rand(rows, generator=gen)
+    uniform[2] = 0.0
+    tokens = _C.sample_categorical(logits, temperature, uniform)
+    exact = _exact_inverse_cdf(logits, temperature, uniform)
+    assert tokens.dtype == torch.long and tokens.shape == (rows,)
+    assert not torch.isinf(logits.gather(1, tokens.view(-1, 1))).any(), "an entry at -inf was drawn"
+    assert torch.equal(tokens[::6], logits[::6].argmax(dim=-1))
+    assert (tokens != exact).sum() <= 1 and (tokens - exact).abs().max() <= 3
+
+
+def test_sample_categorical_edge_rows(isa):
+    """Ties go to the first maximum; a row with no finite entry gives its first maximum too;
+    a strided view of the logits is read through its row stride."""
+    logits = torch.full((3, 40), float("-inf"))
+    logits[0, [5, 9]] = 2.0
+    logits[1, 33] = 0.0  # one token holds all the mass
+    wide = torch.zeros(3, 80)
+    wide[:, :40] = logits
+    temperature, uniform = torch.tensor([0.0, 0.7, 1.0]), torch.tensor([0.5, 0.999, 0.3])
+    assert _C.sample_categorical(wide[:, :40], temperature, uniform).tolist() == [5, 33, 0]
