@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <stdexcept>
+#include <tuple>
 
 #include "attention_plan.h"
 #include "dispatch.h"
@@ -95,6 +96,45 @@ void rotary_embedding(const at::Tensor& positions, at::Tensor& query, at::Tensor
                            query.stride(0), key.stride(0), query.size(1) / head_size, key.size(1) / head_size,
                            head_size, cos_sin.size(1), cos_sin.data_ptr(), neox};
   for_rows(tokens, query.size(1) + key.size(1), [&](int64_t b, int64_t e) { g_table->rotary(args, b, e); });
+}
+
+// Per-head RMS norm of query [T, Hq*D] and key [T, Hk*D] (rows may be strided views, as split
+// from the fused QKV product), then the rotary embedding: rms_norm and rotary_embedding's kernels
+// and roundings, token by token in one call and one parallel region instead of three calls.
+// Returns the new query and key, contiguous.
+std::tuple<at::Tensor, at::Tensor> qk_norm_rotary(const at::Tensor& positions, const at::Tensor& query,
+                                                  const at::Tensor& key, const at::Tensor& q_weight,
+                                                  const at::Tensor& k_weight, double eps, double offset,
+                                                  bool cast_before_weight, const at::Tensor& cos_sin,
+                                                  int64_t head_size, bool neox) {
+  check_cpu_same_dtype(key, query, "key");
+  check_cpu_same_dtype(cos_sin, query, "cos_sin_cache");
+  TORCH_CHECK(positions.scalar_type() == at::kLong && positions.is_contiguous(), "positions must be contiguous int64");
+  const int64_t tokens = positions.numel();
+  TORCH_CHECK(query.dim() == 2 && key.dim() == 2 && query.stride(1) == 1 && key.stride(1) == 1 &&
+                  query.size(0) == tokens && key.size(0) == tokens && query.size(1) % head_size == 0 &&
+                  key.size(1) % head_size == 0,
+              "query and key must be [positions, heads * head_size] with contiguous rows");
+  TORCH_CHECK(cos_sin.is_contiguous() && cos_sin.dim() == 2 && cos_sin.size(1) <= head_size, "bad cos_sin_cache");
+  at::Tensor q_out = at::empty(query.sizes(), query.options()), k_out = at::empty(key.sizes(), key.options());
+  const auto head_norm = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& out) {
+    check_cpu_same_dtype(weight, x, "norm weight");
+    TORCH_CHECK(weight.is_contiguous() && weight.numel() == head_size, "norm weights must be contiguous [head_size]");
+    return NormArgs{dtype_of(x), x.data_ptr(), {x.size(1) / head_size, x.stride(0), head_size}, nullptr,
+                    weight.data_ptr(), out.data_ptr(), head_size, static_cast<float>(eps), static_cast<float>(offset),
+                    cast_before_weight};
+  };
+  const NormArgs q_norm = head_norm(query, q_weight, q_out), k_norm = head_norm(key, k_weight, k_out);
+  const int64_t q_heads = query.size(1) / head_size, k_heads = key.size(1) / head_size;
+  const RotaryArgs rotary = {dtype_of(query), positions.data_ptr<int64_t>(), q_out.data_ptr(), k_out.data_ptr(),
+                             q_out.stride(0), k_out.stride(0), q_heads, k_heads, head_size, cos_sin.size(1),
+                             cos_sin.data_ptr(), neox};
+  for_rows(tokens, 2 * (query.size(1) + key.size(1)), [&](int64_t b, int64_t e) {
+    g_table->rms_norm(q_norm, b * q_heads, e * q_heads);
+    g_table->rms_norm(k_norm, b * k_heads, e * k_heads);
+    g_table->rotary(rotary, b, e);
+  });
+  return {q_out, k_out};
 }
 
 at::Tensor silu_and_mul(const at::Tensor& x) {
@@ -225,6 +265,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rms_norm", &rms_norm);
   m.def("fused_add_rms_norm", &fused_add_rms_norm);
   m.def("rotary_embedding", &rotary_embedding);
+  m.def("qk_norm_rotary", &qk_norm_rotary);
   m.def("silu_and_mul", &silu_and_mul);
   m.def("write_kv_cache", &write_kv_cache);
   m.def("plan_attention", &plan_attention_items);

@@ -17,6 +17,7 @@ from llmrt.attention.interface import AttentionConfig
 from llmrt.attention.metadata import AttentionMetadata
 from llmrt.attention.torch_paged import TorchPagedAttention
 from llmrt.ops import torch_ops
+from llmrt.ops.interface import compose_qk_norm_rotary
 from llmrt_cpu import native
 
 _C = native.kernels()
@@ -80,6 +81,31 @@ def test_rotary_embedding(isa, dtype, neox, head_size, rot_dim):
     _C.rotary_embedding(positions, query, key, cos_sin, head_size, neox)
     _close(query, expected_q, dtype)
     _close(key, expected_k, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("neox", "offset", "cast_before"), [(True, 0.0, True), (False, 1.0, False)])
+@pytest.mark.parametrize(("head_size", "rot_dim"), [(64, 64), (80, 40)])
+def test_qk_norm_rotary_matches_norms_then_rotary(isa, dtype, neox, offset, cast_before, head_size, rot_dim):
+    """Qwen3's attention inputs: per-head norms of strided q/k views of the fused QKV output,
+    then the rotation; the same numbers as the two ops in sequence."""
+    gen = torch.Generator().manual_seed(3)
+    positions = torch.randint(0, 100, (9,), generator=gen)
+    qkv = torch.randn(9, 8 * head_size, generator=gen).to(dtype)
+    query, key = qkv[:, : 6 * head_size], qkv[:, 6 * head_size : 7 * head_size]  # 6 query heads, 1 KV head
+    q_weight, k_weight = torch.randn(head_size, generator=gen).to(dtype), torch.randn(head_size, generator=gen).to(dtype)
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, rot_dim, 2).float() / rot_dim))
+    angles = torch.arange(128).float()[:, None] * inv_freq
+    cos_sin = torch.cat((angles.cos(), angles.sin()), dim=-1).to(dtype)
+    args = (q_weight, k_weight, 1e-6, offset, cast_before, cos_sin, head_size, neox)
+    expected = compose_qk_norm_rotary(torch_ops.rms_norm, torch_ops.rotary_embedding)(positions, query.clone(),
+                                                                                      key.clone(), *args)
+    before = qkv.clone()
+    got = _C.qk_norm_rotary(positions, query, key, *args)
+    for ours, theirs in zip(got, expected):
+        assert ours.is_contiguous()
+        _close(ours, theirs, dtype)
+    assert torch.equal(qkv, before), "the inputs were written"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

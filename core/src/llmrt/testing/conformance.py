@@ -27,6 +27,7 @@ from llmrt.backends import Backend, MemoryInfo
 from llmrt.backends.selection import backend_report
 from llmrt.engine.model_setup import resolve_attention, resolve_ops
 from llmrt.ops import torch_ops
+from llmrt.ops.interface import compose_qk_norm_rotary
 from llmrt.plugins import get_plugin_host
 
 
@@ -86,6 +87,27 @@ class BackendConformance:
         gate_up = torch.randn(5, 128, dtype=dtype, device=device)
         torch.testing.assert_close(ops.silu_and_mul(gate_up), torch_ops.silu_and_mul(gate_up), **tol)
         torch.testing.assert_close(ops.gelu_tanh_and_mul(gate_up), torch_ops.gelu_tanh_and_mul(gate_up), **tol)
+
+    @pytest.mark.parametrize("dtype_index", [0, 1])
+    def test_qk_norm_rotary_matches_core_reference(self, backend, dtype_index):
+        """Per-head norms of strided q/k views of a fused QKV output, then the rotation."""
+        dtype = self.dtypes[dtype_index % len(self.dtypes)]
+        ops = resolve_ops(get_plugin_host(), backend.name)
+        device, head_size, tokens = backend.device(), 64, 6
+        qkv = torch.randn(tokens, 8 * head_size, dtype=dtype, device=device)
+        weights = torch.randn(2, head_size, dtype=dtype, device=device)
+        angles = torch.arange(32, device=device).float()[:, None] * torch.linspace(1, 1e-3, head_size // 2, device=device)
+        cos_sin = torch.cat((angles.cos(), angles.sin()), dim=-1).to(dtype)
+        positions = torch.tensor([0, 3, 4, 9, 30, 31], device=device)
+        args = (weights[0], weights[1], 1e-6, 0.0, True, cos_sin, head_size, True)
+
+        def run(op):
+            fresh = qkv.clone()
+            return op(positions, fresh[:, : 6 * head_size], fresh[:, 6 * head_size : 7 * head_size], *args)
+
+        expected = run(compose_qk_norm_rotary(torch_ops.rms_norm, torch_ops.rotary_embedding))
+        for got, reference in zip(run(ops.qk_norm_rotary_embedding), expected):
+            torch.testing.assert_close(got, reference, **_tolerance(dtype))
 
     def test_sample_categorical_draws_the_distribution(self, backend):
         """Chi-square at p = 0.001 over 8 tokens (one masked), greedy rows, a long vocabulary."""

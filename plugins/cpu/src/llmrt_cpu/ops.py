@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from llmrt.ops import torch_ops
+from llmrt.ops.interface import compose_qk_norm_rotary
 from llmrt_cpu import native
 
 NATIVE_DTYPES = (torch.float32, torch.bfloat16)
@@ -68,6 +69,26 @@ def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Te
     return torch_ops.rotary_embedding(positions, query, key, cos_sin_cache, head_size, is_neox_style)
 
 
+_composed_qk_norm_rotary = compose_qk_norm_rotary(rms_norm, rotary_embedding)
+
+
+def qk_norm_rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor,
+                             q_weight: torch.Tensor, k_weight: torch.Tensor, eps: float, weight_offset: float,
+                             cast_before_weight: bool, cos_sin_cache: torch.Tensor, head_size: int,
+                             is_neox_style: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """See :class:`llmrt.ops.Ops`: one native call (norms, then rotation, token by token);
+    ``rms_norm`` then ``rotary_embedding`` otherwise. Returns new query and key tensors."""
+    if (query.dim() == 2 and key.dim() == 2 and query.shape[0] == key.shape[0] == positions.numel()
+            and query.shape[1] % head_size == 0 and key.shape[1] % head_size == 0
+            and positions.dtype == torch.long and positions.is_contiguous() and cos_sin_cache.is_contiguous()
+            and q_weight.is_contiguous() and k_weight.is_contiguous()
+            and _native_ok(query, key, q_weight, k_weight, cos_sin_cache)):
+        return _C.qk_norm_rotary(positions, query, key, q_weight, k_weight, eps, weight_offset, cast_before_weight,
+                                 cos_sin_cache, head_size, is_neox_style)
+    return _composed_qk_norm_rotary(positions, query, key, q_weight, k_weight, eps, weight_offset,
+                                    cast_before_weight, cos_sin_cache, head_size, is_neox_style)
+
+
 def silu_and_mul(x: torch.Tensor) -> torch.Tensor:
     """See :class:`llmrt.ops.Ops`."""
     if x.shape[-1] % 2 == 0 and _native_ok(x):
@@ -79,6 +100,7 @@ NATIVE_OPS: dict[str, Callable[..., Any]] = {
     "rms_norm": rms_norm,
     "fused_add_rms_norm": fused_add_rms_norm,
     "rotary_embedding": rotary_embedding,
+    "qk_norm_rotary_embedding": qk_norm_rotary_embedding,
     "silu_and_mul": silu_and_mul,
 }
 """Ops with a native kernel; the others (``gelu_tanh_and_mul``) stay core's reference."""
