@@ -98,3 +98,47 @@ def test_beam_groups_wait_for_room_under_max_num_seqs(model_dir):
     together = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
     assert [o.outputs[0].token_ids for o in together] == alone
     assert max(rows) <= 4
+
+
+def _run_capped(engine, max_steps=400):
+    """Step until done; a stalled engine fails the test instead of hanging it."""
+    outputs = {}
+    for _ in range(max_steps):
+        if not engine.has_unfinished_requests():
+            return outputs
+        outputs.update((o.request_id, o) for o in engine.step() if o.finished)
+    raise AssertionError(f"still unfinished after {max_steps} steps")
+
+
+def test_beam_groups_finish_when_their_beams_outgrow_the_kv_cache(model_dir):
+    """Two groups whose beams need more blocks than the cache has: beams that reported are
+    preempted (parked until their group chooses) so that the others can run; every group
+    finishes with the tokens it gets with room to spare."""
+    prompts = random_prompts(500, 2, 10, 10, seed=5)
+    params = SamplingParams(use_beam_search=True, beam_width=4, max_tokens=8, ignore_eos=True)
+    results = []
+    for blocks in (64, 6):  # 6 blocks of 4 tokens: room for one beam and a bit
+        engine = LLM(model=model_dir, backend="cpu", block_size=4, num_gpu_blocks_override=blocks,
+                     max_num_batched_tokens=64).llm_engine
+        for i, prompt in enumerate(prompts):
+            engine.add_request(f"r{i}", {"prompt_token_ids": prompt}, params)
+        outputs = _run_capped(engine)
+        results.append([outputs[f"r{i}"].outputs[0].token_ids for i in range(len(prompts))])
+        assert engine.block_pool.num_free_blocks == engine.num_blocks
+    assert results[0] == results[1]
+    assert engine.scheduler.num_preemptions > 0
+
+
+def test_a_beam_too_large_for_the_kv_cache_fails_its_request(model_dir):
+    """A beam that cannot fit in the whole cache ends its request with an error, and the
+    engine goes on serving."""
+    engine = LLM(model=model_dir, backend="cpu", block_size=4, num_gpu_blocks_override=4,
+                 max_num_batched_tokens=64).llm_engine
+    engine.add_request("beams", {"prompt_token_ids": list(range(5, 15))},
+                       SamplingParams(use_beam_search=True, beam_width=4, max_tokens=8, ignore_eos=True))
+    outputs = _run_capped(engine)
+    failed = outputs["beams"].outputs[0]
+    assert failed.finish_reason == "error" and "KV cache is too small" in failed.stop_reason
+    assert engine.block_pool.num_free_blocks == engine.num_blocks
+    engine.add_request("plain", {"prompt_token_ids": [5, 6, 7]}, SamplingParams(max_tokens=4, ignore_eos=True))
+    assert len(_run_capped(engine)["plain"].outputs[0].token_ids) == 4

@@ -178,6 +178,22 @@ def test_fork_shares_blocks_and_copies_on_write():
     assert kv.num_free_blocks == 8 and all(b.ref_cnt == 0 for b in kv.block_pool.blocks)
 
 
+def test_fork_of_a_swapped_out_parent_computes_its_own_kv():
+    """A beam forked from a source whose KV waits in host memory shares no device blocks and
+    starts from token 0 (it must not count the parent's swapped tokens as computed)."""
+    from llmrt.kv import HostSwapSpace
+
+    kv = KVCacheManager(BlockPool(8, False), BS, False, host_swap=HostSwapSpace(8))
+    parent = make_request("p", range(6))
+    kv.allocate_slots(parent, 6)
+    parent.num_computed_tokens = 6
+    assert kv.swap_out(parent) is not None and kv.is_swapped(parent)
+    child = make_request("c", range(6))
+    kv.fork(parent, child)
+    assert child.num_computed_tokens == 0 and kv.get_block_ids("c") == []
+    assert len(kv.allocate_slots(child, 6)) == 2
+
+
 def test_copy_on_write_needs_a_free_block():
     kv = make_manager(num_blocks=2)
     parent = make_request("p", range(6))

@@ -209,6 +209,27 @@ def test_preempted_request_goes_to_front_and_restarts():
     assert [s.request.request_id for s in out.scheduled] == ["a"]  # no admissions this step
 
 
+def test_requests_waiting_for_outside_tokens_make_room_and_stay_parked():
+    """Requests that computed everything and wait for tokens from outside the scheduler (beams
+    waiting for their group) hold blocks with nothing to compute. A step that would compute
+    nothing preempts them for the waiting request that needs their blocks; they are parked (not
+    readmitted) until they are given tokens."""
+    sched = make_scheduler(num_blocks=3, caching=False)
+    a, b = make_request("a", range(4), max_tokens=8), make_request("b", range(8), max_tokens=2)
+    sched.add_request(a)
+    sched.add_request(b)
+    sched.update_from_output(sched.schedule(), {})  # both prompts computed, no tokens given
+    sched.append_output_tokens(b, [9])  # b's 9th token needs a third block: b preempts itself
+    assert sched.schedule().preempted_request_ids == ["b"]
+    out = sched.schedule()  # only a runs, idle: nothing to compute, b cannot fit beside it
+    assert out.preempted_request_ids == ["a"] and chunks(out) == [("b", 0, 9)]
+    assert list(sched.waiting) == [] and sched.num_waiting == 1 and a.status == RequestStatus.PREEMPTED
+    sched.update_from_output(out, {"b": [10]})  # b finishes by length
+    assert b.is_finished and not sched.schedule().scheduled  # a, parked, is not readmitted
+    sched.append_output_tokens(a, [7])
+    assert chunks(sched.schedule()) == [("a", 0, 5)]
+
+
 def test_swap_preemption_moves_kv_to_host_and_back():
     kv = KVCacheManager(BlockPool(4, False), BS, False, host_swap=HostSwapSpace(8))
     config = SchedulerConfig(max_num_batched_tokens=64, max_model_len=64, preemption_mode="swap")

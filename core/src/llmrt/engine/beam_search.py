@@ -121,6 +121,16 @@ class BeamGroup:
                        source.sampling_params, priority=source.priority, cache_salt=source.cache_salt,
                        max_tokens=source.max_tokens, output_token_ids=list(source.output_token_ids))
 
+    def failure(self) -> Request | None:
+        """A beam the scheduler finished with an error (say, too large for the KV cache), if any."""
+        return next((b.request for b in self.beams if b.request.status == RequestStatus.FINISHED_ERROR), None)
+
+    def error_output(self, reason: str | None) -> RequestOutput:
+        """The request's final output when one of its beams failed: no tokens, finish reason
+        ``error`` and the beam's reason."""
+        failed = CompletionOutput(index=0, text="", token_ids=[], finish_reason="error", stop_reason=reason)
+        return RequestOutput(self.request_id, self.prompt, self.prompt_token_ids, [failed], finished=True)
+
     def output(self, tokenizer: Any) -> RequestOutput:
         """The best ``n`` hypotheses (running beams fill in if too few finished)."""
         hypotheses = list(self.finished)
@@ -185,8 +195,15 @@ class BeamSearchManager:
             self.beam_to_group[request_id].reports[request_id] = logprobs.pop(request_id)
 
     def advance(self, scheduler: Any) -> list[RequestOutput]:
-        """Move every group whose beams all reported; return outputs of groups that finished."""
+        """Move every group whose beams all reported; return outputs of groups that finished
+        (a group whose beam failed finishes with that beam's error)."""
         outputs = []
+        for group in list(self.groups.values()):
+            failed = group.failure()
+            if failed is not None:
+                outputs.append(group.error_output(failed.stop_reason))
+                self._drop([b.request.request_id for b in group.beams], scheduler)
+                del self.groups[group.request_id]
         for group in [g for g in self.groups.values() if g.beams and g.ready and g.reports]:
             chosen = group.select()
             if group.done:

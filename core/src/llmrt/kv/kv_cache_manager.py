@@ -248,6 +248,10 @@ class KVCacheManager:
         """
         if child.request_id in self._requests:
             raise ValueError(f"request {child.request_id!r} already has KV cache state")
+        if self.is_swapped(parent):  # its KV is in host memory: the child computes its own
+            self._requests[child.request_id] = _RequestBlocks()
+            child.num_computed_tokens = 0
+            return
         source = self._requests.get(parent.request_id, _RequestBlocks())
         num_full = parent.num_computed_tokens // self.block_size
         entry = _RequestBlocks(

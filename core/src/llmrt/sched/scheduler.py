@@ -20,6 +20,17 @@ cannot grow) is finished with ``FINISHED_ERROR`` and a ``stop_reason`` saying wh
 :meth:`Scheduler.update_from_output` returns it. The engine should still refuse, at startup
 or admission, a ``max_model_len`` larger than the cache (as vLLM does) so this stays rare.
 
+Requests waiting for tokens from outside the scheduler (beams that reported their next-token
+logprobs, until their beam group chooses; see ``engine/beam_search.py``) hold blocks while they
+have nothing to compute. Two rules keep them from stalling the engine:
+
+- A preempted request with nothing to compute is *parked*, not queued: it is readmitted only
+  once it is given tokens (:meth:`Scheduler.append_output_tokens`), so it never takes blocks
+  ahead of the requests its group is still waiting for.
+- When a step would compute nothing, no token is on its way and the first waiting request
+  cannot get blocks, running requests are preempted, last first, until it can (or it is found
+  too large for the whole cache). Each such step adds a report to some group, so groups advance.
+
 With ``preemption_mode="swap"`` (the KV cache manager must have a host swap space) a victim's
 KV is copied to host memory instead (``SchedulerOutput.swap_out``) and keeps its progress; it is
 copied back when readmitted (``swap_in``). A victim that does not fit in the swap space is
@@ -73,6 +84,8 @@ class Scheduler:
         """Running requests in policy order (the last one is the next preemption victim)."""
         self.requests: dict[str, Request] = {}
         """Every unfinished request by id."""
+        self._parked: dict[str, Request] = {}
+        """Preempted requests with nothing to compute, until they are given tokens."""
         self._finished_ids: list[str] = []
         self._in_flight: set[str] = set()
         """Requests whose last sampled token has not been recorded yet (asynchronous scheduling)."""
@@ -127,7 +140,7 @@ class Scheduler:
             self._release(request)
             finished.append(request)
         if queued:
-            self.waiting.remove_requests(queued)
+            self._dequeue(queued)
         return finished
 
     def fork_request(self, parent: Request, child: Request) -> None:
@@ -169,10 +182,12 @@ class Scheduler:
                 break
         if request.is_finished:
             if queued:
-                self.waiting.remove_requests([request])
+                self._dequeue([request])
             else:
                 self.running.remove(request)
             self._release(request)
+        elif self._parked.pop(request.request_id, None) is not None:
+            self.waiting.push_front(request)  # it has tokens to compute again
 
     def get_request(self, request_id: str) -> Request | None:
         """The unfinished request with this id, or ``None``."""
@@ -189,8 +204,8 @@ class Scheduler:
 
     @property
     def num_waiting(self) -> int:
-        """Requests queued for admission (new or preempted)."""
-        return len(self.waiting)
+        """Requests queued for admission (new or preempted, parked ones included)."""
+        return len(self.waiting) + len(self._parked)
 
     def reset_prefix_cache(self) -> bool:
         """Forget all cached KV blocks (see :meth:`KVCacheManager.reset_prefix_cache`)."""
@@ -301,9 +316,11 @@ class Scheduler:
                 break  # its samples would join the running list beyond max_num_seqs (an idle
                 # engine admits anyway: validation rejects n > max_num_seqs, nothing waits forever)
             allocated = self._allocate_waiting(request, budget, output)
-            if allocated is None and self.running:
+            if allocated is None and self.running and not self._stalled(output):
                 break  # wait for blocks; later arrivals do not overtake
             self.waiting.pop()
+            if allocated is None and self.running:
+                allocated = self._preempt_for(request, budget, output)
             if allocated is None:
                 self._finish_too_large(request)
                 continue
@@ -313,6 +330,25 @@ class Scheduler:
             self._add_chunk(output, request, num_new, block_ids)
             budget -= num_new
             seats += _sequences(request)
+
+    def _stalled(self, output: SchedulerOutput) -> bool:
+        """True when this step would compute nothing and no token is on its way: the running
+        requests hold their blocks while waiting for tokens from outside the scheduler (beams
+        that reported, waiting for their group's choice), so a waiting request that needs those
+        blocks would wait forever."""
+        return not output.scheduled and not self._in_flight
+
+    def _preempt_for(
+        self, request: Request, budget: int, output: SchedulerOutput
+    ) -> tuple[int, list[int]] | None:
+        """Preempt running requests, last first, until ``request`` (taken off the waiting queue)
+        gets its first chunk; ``None`` if it does not fit even in an empty cache. The preempted
+        ones wait at the front of the queue, behind ``request``."""
+        allocated = None
+        while allocated is None and self.running:
+            self._preempt(self.running[-1], output)
+            allocated = self._allocate_waiting(request, budget, output)
+        return allocated
 
     def _allocate_waiting(
         self, request: Request, budget: int, output: SchedulerOutput
@@ -345,8 +381,15 @@ class Scheduler:
         output.num_batched_tokens += num_new
         request.num_computed_tokens += num_new
 
+    def _dequeue(self, requests: list[Request]) -> None:
+        """Take preempted or waiting requests out of the waiting queue or the parked ones."""
+        queued = [r for r in requests if self._parked.pop(r.request_id, None) is None]
+        if queued:
+            self.waiting.remove_requests(queued)
+
     def _preempt(self, victim: Request, output: SchedulerOutput) -> None:
         self.num_preemptions += 1
+        idle = victim.num_computed_tokens >= victim.num_tokens and victim.request_id not in self._in_flight
         self.running.remove(victim)
         swapped = None
         if self.config.preemption_mode == "swap":
@@ -358,7 +401,10 @@ class Scheduler:
             victim.num_computed_tokens = 0
         victim.status = RequestStatus.PREEMPTED
         victim.num_preemptions += 1
-        self.waiting.push_front(victim)
+        if idle:
+            self._parked[victim.request_id] = victim
+        else:
+            self.waiting.push_front(victim)
         output.preempted_request_ids.append(victim.request_id)
 
     def _finish_too_large(self, request: Request) -> None:
