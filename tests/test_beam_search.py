@@ -104,24 +104,31 @@ def _run_capped(engine, max_steps=400):
     """Step until done; a stalled engine fails the test instead of hanging it."""
     outputs = {}
     for _ in range(max_steps):
+        outputs.update((o.request_id, o) for o in engine.step() if o.finished)
         if not engine.has_unfinished_requests():
             return outputs
-        outputs.update((o.request_id, o) for o in engine.step() if o.finished)
     raise AssertionError(f"still unfinished after {max_steps} steps")
 
 
-def test_beam_groups_finish_when_their_beams_outgrow_the_kv_cache(model_dir):
-    """Two groups whose beams need more blocks than the cache has: beams that reported are
-    preempted (parked until their group chooses) so that the others can run; every group
+@pytest.mark.parametrize(("blocks", "limits"), [
+    (6, {}),  # 6 blocks of 4 tokens: room for one beam and a bit
+    (9, {"max_num_batched_tokens": 3}),  # a preempted beam recomputes in chunks beside idle ones
+    (8, {"max_num_seqs": 4, "scheduling_policy": "priority"}),  # the second group has priority
+])
+def test_beam_groups_finish_when_their_beams_outgrow_the_kv_cache(model_dir, blocks, limits):
+    """Two groups whose beams need more blocks (or seats) than there are: beams that reported are
+    preempted and parked until their group chooses, so that the others can run; every group
     finishes with the tokens it gets with room to spare."""
     prompts = random_prompts(500, 2, 10, 10, seed=5)
     params = SamplingParams(use_beam_search=True, beam_width=4, max_tokens=8, ignore_eos=True)
     results = []
-    for blocks in (64, 6):  # 6 blocks of 4 tokens: room for one beam and a bit
-        engine = LLM(model=model_dir, backend="cpu", block_size=4, num_gpu_blocks_override=blocks,
-                     max_num_batched_tokens=64).llm_engine
-        for i, prompt in enumerate(prompts):
-            engine.add_request(f"r{i}", {"prompt_token_ids": prompt}, params)
+    for num_blocks, settings in ((64, {}), (blocks, limits)):
+        settings = {"max_num_batched_tokens": 64, **settings}
+        engine = LLM(model=model_dir, backend="cpu", block_size=4, num_gpu_blocks_override=num_blocks,
+                     **settings).llm_engine
+        engine.add_request("r0", {"prompt_token_ids": prompts[0]}, params, priority=1)
+        engine.step()
+        engine.add_request("r1", {"prompt_token_ids": prompts[1]}, params, priority=0)
         outputs = _run_capped(engine)
         results.append([outputs[f"r{i}"].outputs[0].token_ids for i in range(len(prompts))])
         assert engine.block_pool.num_free_blocks == engine.num_blocks

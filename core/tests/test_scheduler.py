@@ -209,25 +209,45 @@ def test_preempted_request_goes_to_front_and_restarts():
     assert [s.request.request_id for s in out.scheduled] == ["a"]  # no admissions this step
 
 
-def test_requests_waiting_for_outside_tokens_make_room_and_stay_parked():
-    """Requests that computed everything and wait for tokens from outside the scheduler (beams
-    waiting for their group) hold blocks with nothing to compute. A step that would compute
-    nothing preempts them for the waiting request that needs their blocks; they are parked (not
-    readmitted) until they are given tokens."""
+def _idle_requests(sched: Scheduler, *requests: Request) -> None:
+    """Admit and compute the requests' prompts without giving them tokens: they then hold blocks
+    with nothing to compute, as beams do while they wait for their group's choice."""
+    for request in requests:
+        sched.add_request(request)
+    sched.update_from_output(sched.schedule(), {})
+
+
+def test_a_stalled_step_preempts_idle_requests_which_stay_parked():
+    """A step that would compute nothing preempts idle running requests for the waiting request
+    that needs their blocks; they are parked (not readmitted) until they are given tokens."""
+    sched = make_scheduler(num_blocks=3, caching=False)
+    a = make_request("a", range(8), max_tokens=8)
+    _idle_requests(sched, a)
+    c = make_request("c", range(20, 28), max_tokens=1)
+    sched.add_request(c)
+    out = sched.schedule()
+    assert out.preempted_request_ids == ["a"] and chunks(out) == [("c", 0, 8)]
+    assert list(sched.waiting) == [] and sched.num_waiting == 1 and a.status == RequestStatus.PREEMPTED
+    sched.update_from_output(out, {"c": [5]})  # c finishes by length
+    assert c.is_finished and not sched.schedule().scheduled  # a, parked, is not readmitted
+    sched.append_output_tokens(a, [7])
+    assert chunks(sched.schedule()) == [("a", 0, 9)]
+
+
+def test_a_request_preempts_an_idle_one_rather_than_itself():
+    """The last running request, out of blocks, preempts an idle one ahead of it instead of
+    restarting itself beside it forever; aborting the parked request forgets it."""
     sched = make_scheduler(num_blocks=3, caching=False)
     a, b = make_request("a", range(4), max_tokens=8), make_request("b", range(8), max_tokens=2)
-    sched.add_request(a)
-    sched.add_request(b)
-    sched.update_from_output(sched.schedule(), {})  # both prompts computed, no tokens given
-    sched.append_output_tokens(b, [9])  # b's 9th token needs a third block: b preempts itself
-    assert sched.schedule().preempted_request_ids == ["b"]
-    out = sched.schedule()  # only a runs, idle: nothing to compute, b cannot fit beside it
-    assert out.preempted_request_ids == ["a"] and chunks(out) == [("b", 0, 9)]
-    assert list(sched.waiting) == [] and sched.num_waiting == 1 and a.status == RequestStatus.PREEMPTED
-    sched.update_from_output(out, {"b": [10]})  # b finishes by length
-    assert b.is_finished and not sched.schedule().scheduled  # a, parked, is not readmitted
-    sched.append_output_tokens(a, [7])
-    assert chunks(sched.schedule()) == [("a", 0, 5)]
+    _idle_requests(sched, a, b)
+    sched.append_output_tokens(b, [9])  # b's 9th token needs a third block
+    out = sched.schedule()
+    assert out.preempted_request_ids == ["a"] and chunks(out) == [("b", 8, 1)]
+    sched.finish_requests(["a"], RequestStatus.FINISHED_ABORTED)
+    assert sched.num_waiting == 0 and "a" not in sched.requests
+    sched.update_from_output(out, {"b": [10]})
+    assert not sched.has_unfinished_requests()
+    assert_pool_empty(sched)
 
 
 def test_swap_preemption_moves_kv_to_host_and_back():

@@ -13,7 +13,8 @@ freed, it restarts from token 0 and goes back to the front of the waiting queue.
 running list is kept in policy order and served from the front, the victim is never a request
 already scheduled this step, and the first request in policy order is never preempted while
 another one holds blocks, so it always progresses: no request starves. In a step with a
-preemption no waiting request is admitted (it would take the blocks just freed).
+preemption no waiting request is admitted (it would take the blocks just freed), except in a
+stalled step (below).
 
 A request that cannot fit in the whole KV cache (it is the only one holding blocks and still
 cannot grow) is finished with ``FINISHED_ERROR`` and a ``stop_reason`` saying why; the next
@@ -28,15 +29,17 @@ have nothing to compute. Two rules keep them from stalling the engine:
   once it is given tokens (:meth:`Scheduler.append_output_tokens`), so it never takes blocks
   ahead of the requests its group is still waiting for.
 - When a step would compute nothing, no token is on its way and the first waiting request
-  cannot get blocks, running requests are preempted, last first, until it can (or it is found
-  too large for the whole cache). Each such step adds a report to some group, so groups advance.
+  cannot get a seat or blocks, running requests are preempted, last first, until it can (or it
+  is found too large for the whole cache). And a running request that would have to preempt
+  itself preempts the last idle request instead. Each such step lets a request that still owes
+  its group a report compute, so groups advance.
 
 With ``preemption_mode="swap"`` (the KV cache manager must have a host swap space) a victim's
 KV is copied to host memory instead (``SchedulerOutput.swap_out``) and keeps its progress; it is
 copied back when readmitted (``swap_in``). A victim that does not fit in the swap space is
 recomputed. A model runner applies, before the forward pass and in this order: ``swap_out``,
-``swap_in``, ``copy_blocks``. (Swap-outs happen only in steps with a preemption and swap-ins
-only in steps without, so host blocks are never reused within one step.)
+``swap_in``, ``copy_blocks``. (Swap-ins happen only in steps without a preemption, or, in a
+stalled step, after all of its swap-outs, so host blocks are never reused within one step.)
 
 Asynchronous scheduling (``engine/async_scheduling.py``): after a step is launched, the engine
 calls :meth:`Scheduler.expect_tokens`; until :meth:`Scheduler.update_from_output` brings that
@@ -276,6 +279,8 @@ class Scheduler:
                 continue  # the request left the running list (it was the last one)
             self._add_chunk(output, request, num_new, block_ids)
             budget -= num_new
+            if index >= len(self.running) or self.running[index] is not request:
+                index = self.running.index(request)  # an idle request ahead of it was preempted
             index += 1
         return budget
 
@@ -298,6 +303,8 @@ class Scheduler:
             if block_ids is not None:
                 return block_ids
             victim = self.running[-1]
+            if victim is request:  # rather than restart itself beside requests that wait idle
+                victim = self._idle_victim(request, output) or request
             if victim is request and len(self.running) == 1:
                 self.running.pop()
                 self._finish_too_large(request)
@@ -307,20 +314,21 @@ class Scheduler:
                 return None
 
     def _schedule_waiting(self, output: SchedulerOutput, budget: int) -> None:
-        if not self.waiting or len(self.running) >= self.config.max_num_seqs:
+        if not self.waiting or (len(self.running) >= self.config.max_num_seqs and not self._stalled(output)):
             return  # (a full running list: no need to count its seats every step)
         seats = sum(map(_sequences, self.running))
         while self.waiting and budget > 0:
             request = self.waiting.peek()
-            if seats and seats + _sequences(request) > self.config.max_num_seqs:
-                break  # its samples would join the running list beyond max_num_seqs (an idle
-                # engine admits anyway: validation rejects n > max_num_seqs, nothing waits forever)
-            allocated = self._allocate_waiting(request, budget, output)
+            # Its samples may not join the running list beyond max_num_seqs (an idle engine admits
+            # anyway: validation rejects n > max_num_seqs, nothing waits forever).
+            seated = not seats or seats + _sequences(request) <= self.config.max_num_seqs
+            allocated = self._allocate_waiting(request, budget, output) if seated else None
             if allocated is None and self.running and not self._stalled(output):
-                break  # wait for blocks; later arrivals do not overtake
+                break  # wait for seats or blocks; later arrivals do not overtake
             self.waiting.pop()
             if allocated is None and self.running:
                 allocated = self._preempt_for(request, budget, output)
+                seats = sum(map(_sequences, self.running))
             if allocated is None:
                 self._finish_too_large(request)
                 continue
@@ -342,13 +350,31 @@ class Scheduler:
         self, request: Request, budget: int, output: SchedulerOutput
     ) -> tuple[int, list[int]] | None:
         """Preempt running requests, last first, until ``request`` (taken off the waiting queue)
-        gets its first chunk; ``None`` if it does not fit even in an empty cache. The preempted
-        ones wait at the front of the queue, behind ``request``."""
+        has a seat and its first chunk's blocks; ``None`` if it does not fit even in an empty
+        cache (then nobody is preempted when its first chunk alone outnumbers the cache's
+        blocks). The preempted ones are parked or wait behind ``request``."""
+        kv = self.kv_cache_manager
+        first_chunk = min(request.num_tokens, budget)  # at least this much, with or without a prefix hit
+        if not kv.is_swapped(request) and -(-first_chunk // kv.block_size) > kv.num_blocks:
+            return None
         allocated = None
         while allocated is None and self.running:
             self._preempt(self.running[-1], output)
-            allocated = self._allocate_waiting(request, budget, output)
+            if sum(map(_sequences, self.running)) + _sequences(request) <= self.config.max_num_seqs:
+                allocated = self._allocate_waiting(request, budget, output)
         return allocated
+
+    def _idle(self, request: Request) -> bool:
+        """Nothing to compute and no token on its way: it waits for tokens from outside."""
+        return request.num_computed_tokens >= request.num_tokens and request.request_id not in self._in_flight
+
+    def _idle_victim(self, request: Request, output: SchedulerOutput) -> Request | None:
+        """The last running request other than ``request`` that is idle and not in this step."""
+        scheduled = {c.request.request_id for c in output.scheduled}
+        for candidate in reversed(self.running):
+            if candidate is not request and candidate.request_id not in scheduled and self._idle(candidate):
+                return candidate
+        return None
 
     def _allocate_waiting(
         self, request: Request, budget: int, output: SchedulerOutput
@@ -389,7 +415,7 @@ class Scheduler:
 
     def _preempt(self, victim: Request, output: SchedulerOutput) -> None:
         self.num_preemptions += 1
-        idle = victim.num_computed_tokens >= victim.num_tokens and victim.request_id not in self._in_flight
+        idle = self._idle(victim)
         self.running.remove(victim)
         swapped = None
         if self.config.preemption_mode == "swap":
