@@ -250,6 +250,22 @@ def test_a_request_preempts_an_idle_one_rather_than_itself():
     assert_pool_empty(sched)
 
 
+def test_a_fork_without_a_seat_waits_for_one():
+    """A beam forked while every seat is taken (its group's preempted beams gave theirs up) waits
+    in the queue and computes its own KV once admitted; with a seat it runs at once."""
+    sched = make_scheduler(max_seqs=2)
+    a, b = make_request("a", range(4)), make_request("b", range(8, 12))
+    _idle_requests(sched, a, b)
+    seatless = make_request("a1", range(4))
+    sched.fork_request(a, seatless)
+    assert list(sched.waiting) == [seatless] and seatless.status == RequestStatus.PREEMPTED
+    assert seatless not in sched.running and seatless.num_computed_tokens == 0
+    sched.finish_requests(["b"], RequestStatus.FINISHED_ABORTED)
+    seated = make_request("a2", range(4))
+    sched.fork_request(a, seated)
+    assert seated in sched.running and seated.num_computed_tokens == 4
+
+
 def test_swap_preemption_moves_kv_to_host_and_back():
     kv = KVCacheManager(BlockPool(4, False), BS, False, host_swap=HostSwapSpace(8))
     config = SchedulerConfig(max_num_batched_tokens=64, max_model_len=64, preemption_mode="swap")

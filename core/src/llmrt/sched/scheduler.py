@@ -152,14 +152,24 @@ class Scheduler:
         For parallel sampling and beam search: ``child``'s tokens must equal ``parent``'s up to
         ``parent.num_computed_tokens``; the first of them to write into a still-shared block
         gets a copy of it (copy-on-write). The child sorts right after its parent.
+
+        A child without a seat (a beam forked while seats its group had given up, with its
+        beams preempted, went to other requests), or of a preempted parent, waits at the front
+        of the queue instead and computes its own KV when admitted.
         """
         if child.request_id in self.requests:
             raise ValueError(f"request id {child.request_id!r} is already in use")
-        self.kv_cache_manager.fork(parent, child)
-        child.status = RequestStatus.RUNNING
-        child.num_cached_tokens = parent.num_cached_tokens
         self._order[child.request_id] = next(self._seq)
         self.requests[child.request_id] = child
+        child.num_cached_tokens = parent.num_cached_tokens
+        reserved = any(child is sibling for sibling in parent.pending_siblings)  # n > 1: seats kept
+        if parent.status != RequestStatus.RUNNING or (
+                not reserved and sum(map(_sequences, self.running)) >= self.config.max_num_seqs):
+            child.status = RequestStatus.PREEMPTED  # waiting, with outputs to come
+            self.waiting.push_front(child)
+            return
+        self.kv_cache_manager.fork(parent, child)
+        child.status = RequestStatus.RUNNING
         bisect.insort(self.running, child, key=self._sort_key)
 
     def append_output_tokens(self, request: Request, token_ids: list[int]) -> bool:
