@@ -149,3 +149,19 @@ def test_a_beam_too_large_for_the_kv_cache_fails_its_request(model_dir):
     assert engine.block_pool.num_free_blocks == engine.num_blocks
     engine.add_request("plain", {"prompt_token_ids": [5, 6, 7]}, SamplingParams(max_tokens=4, ignore_eos=True))
     assert len(_run_capped(engine)["plain"].outputs[0].token_ids) == 4
+
+
+def test_beams_fork_in_place_when_the_group_fills_max_num_seqs(model_dir):
+    """A group as wide as max_num_seqs still forks its beams onto shared KV blocks: the seats
+    of unchosen beams and of the root's reservation go to the forks, so nothing is recomputed."""
+    prompt = random_prompts(500, 1, 16, 16, seed=9)[0]
+    params = SamplingParams(use_beam_search=True, beam_width=4, max_tokens=4, ignore_eos=True)
+    computed = []
+    for max_num_seqs in (256, 4):
+        engine = LLM(model=model_dir, backend="cpu", max_num_seqs=max_num_seqs).llm_engine
+        scheduled, schedule = [], engine.scheduler.schedule
+        engine.scheduler.schedule = lambda: scheduled.append(out := schedule()) or out
+        engine.add_request("r", {"prompt_token_ids": prompt}, params)
+        _run_capped(engine)
+        computed.append(sum(out.num_batched_tokens for out in scheduled))
+    assert computed[1] == computed[0]

@@ -215,7 +215,12 @@ class BeamSearchManager:
         return outputs
 
     def _continue(self, group: BeamGroup, chosen: list[tuple[int, int, float]], scheduler: Any) -> None:
-        """Fork duplicated sources first, then append tokens, then free unchosen beams."""
+        """Free unchosen beams first and release the root's reservation (their seats go to the
+        forks), then fork duplicated sources, then append tokens."""
+        sources = {source for source, _, _ in chosen}
+        self._drop([b.request.request_id for i, b in enumerate(group.beams) if i not in sources], scheduler)
+        for beam in group.beams:
+            beam.request.reserved_sequences = 1  # the beams now exist: each counts for itself
         used: set[int] = set()
         plans: list[tuple[Request, int, float]] = []
         for source, token, score in chosen:
@@ -227,9 +232,7 @@ class BeamSearchManager:
                 request = child
             used.add(source)
             plans.append((request, token, score))
-        self._drop([b.request.request_id for i, b in enumerate(group.beams) if i not in used], scheduler)
         for request, token, _ in plans:
-            request.reserved_sequences = 1  # the beams now exist: each counts for itself
             scheduler.append_output_tokens(request, [token])
         group.beams = [Beam(r, s) for r, _, s in plans]
 

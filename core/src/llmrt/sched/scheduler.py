@@ -370,7 +370,7 @@ class Scheduler:
         allocated = None
         while allocated is None and self.running:
             self._preempt(self.running[-1], output)
-            if sum(map(_sequences, self.running)) + _sequences(request) <= self.config.max_num_seqs:
+            if not self.running or sum(map(_sequences, self.running)) + _sequences(request) <= self.config.max_num_seqs:
                 allocated = self._allocate_waiting(request, budget, output)
         return allocated
 
