@@ -145,7 +145,8 @@ def test_scheduling_under_pressure_gives_the_roomy_outputs(model, seed):
                 "scheduling_policy": rng.choice(["fcfs", "priority"]),
                 "enable_prefix_caching": rng.random() < 0.5, "async_scheduling": rng.random() < 0.3}
     if rng.random() < 0.5:
-        settings.update(preemption_mode="swap", swap_space=rng.choice([1, 4, 64]) * 2048 * 4 / block_size / 2**30)
+        host_gib = rng.choice([1, 4, 64]) * 2048 * 4 / block_size / 2**30
+        settings.update(preemption_mode="swap", swap_space=host_gib)
     roomy = _run(_engine(model, 1024, block_size, {"max_num_batched_tokens": 512}), workload)
     engine = _engine(model, need + rng.randint(0, 6), block_size, settings)
     assert _run(engine, workload) == roomy

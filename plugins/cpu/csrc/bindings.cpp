@@ -81,21 +81,28 @@ at::Tensor fused_add_rms_norm(const at::Tensor& x, at::Tensor& residual, const a
   return out;
 }
 
-// Rotates query [T, Hq*D] and key [T, Hk*D] in place (rows may be strided views).
-void rotary_embedding(const at::Tensor& positions, at::Tensor& query, at::Tensor& key, const at::Tensor& cos_sin,
-                      int64_t head_size, bool neox) {
+// The rotary kernel's arguments for query [>=T, Hq*D] and key [>=T, Hk*D] rows (strided views
+// allowed), rotated in place at the T positions; checks what the kernel relies on.
+RotaryArgs rotary_args(const at::Tensor& positions, const at::Tensor& query, const at::Tensor& key,
+                       const at::Tensor& cos_sin, int64_t head_size, bool neox) {
   check_cpu_same_dtype(key, query, "key");
   check_cpu_same_dtype(cos_sin, query, "cos_sin_cache");
   TORCH_CHECK(positions.scalar_type() == at::kLong && positions.is_contiguous(), "positions must be contiguous int64");
   TORCH_CHECK(query.dim() == 2 && key.dim() == 2 && query.stride(1) == 1 && key.stride(1) == 1,
               "query and key must be [T, heads * head_size] with contiguous rows");
   TORCH_CHECK(cos_sin.is_contiguous() && cos_sin.dim() == 2 && cos_sin.size(1) <= head_size, "bad cos_sin_cache");
-  const int64_t tokens = positions.numel();
-  TORCH_CHECK(query.size(0) >= tokens && key.size(0) >= tokens, "fewer query/key rows than positions");
-  const RotaryArgs args = {dtype_of(query), positions.data_ptr<int64_t>(), query.data_ptr(), key.data_ptr(),
-                           query.stride(0), key.stride(0), query.size(1) / head_size, key.size(1) / head_size,
-                           head_size, cos_sin.size(1), cos_sin.data_ptr(), neox};
-  for_rows(tokens, query.size(1) + key.size(1), [&](int64_t b, int64_t e) { g_table->rotary(args, b, e); });
+  TORCH_CHECK(query.size(0) >= positions.numel() && key.size(0) >= positions.numel(),
+              "fewer query/key rows than positions");
+  return {dtype_of(query), positions.data_ptr<int64_t>(), query.data_ptr(), key.data_ptr(),
+          query.stride(0), key.stride(0), query.size(1) / head_size, key.size(1) / head_size,
+          head_size, cos_sin.size(1), cos_sin.data_ptr(), neox};
+}
+
+// Rotates query [T, Hq*D] and key [T, Hk*D] in place (rows may be strided views).
+void rotary_embedding(const at::Tensor& positions, at::Tensor& query, at::Tensor& key, const at::Tensor& cos_sin,
+                      int64_t head_size, bool neox) {
+  const RotaryArgs args = rotary_args(positions, query, key, cos_sin, head_size, neox);
+  for_rows(positions.numel(), query.size(1) + key.size(1), [&](int64_t b, int64_t e) { g_table->rotary(args, b, e); });
 }
 
 // Per-head RMS norm of query [T, Hq*D] and key [T, Hk*D] (rows may be strided views, as split
@@ -107,15 +114,11 @@ std::tuple<at::Tensor, at::Tensor> qk_norm_rotary(const at::Tensor& positions, c
                                                   const at::Tensor& k_weight, double eps, double offset,
                                                   bool cast_before_weight, const at::Tensor& cos_sin,
                                                   int64_t head_size, bool neox) {
-  check_cpu_same_dtype(key, query, "key");
-  check_cpu_same_dtype(cos_sin, query, "cos_sin_cache");
-  TORCH_CHECK(positions.scalar_type() == at::kLong && positions.is_contiguous(), "positions must be contiguous int64");
   const int64_t tokens = positions.numel();
   TORCH_CHECK(query.dim() == 2 && key.dim() == 2 && query.stride(1) == 1 && key.stride(1) == 1 &&
                   query.size(0) == tokens && key.size(0) == tokens && query.size(1) % head_size == 0 &&
                   key.size(1) % head_size == 0,
               "query and key must be [positions, heads * head_size] with contiguous rows");
-  TORCH_CHECK(cos_sin.is_contiguous() && cos_sin.dim() == 2 && cos_sin.size(1) <= head_size, "bad cos_sin_cache");
   at::Tensor q_out = at::empty(query.sizes(), query.options()), k_out = at::empty(key.sizes(), key.options());
   const auto head_norm = [&](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& out) {
     check_cpu_same_dtype(weight, x, "norm weight");
@@ -125,10 +128,8 @@ std::tuple<at::Tensor, at::Tensor> qk_norm_rotary(const at::Tensor& positions, c
                     cast_before_weight};
   };
   const NormArgs q_norm = head_norm(query, q_weight, q_out), k_norm = head_norm(key, k_weight, k_out);
-  const int64_t q_heads = query.size(1) / head_size, k_heads = key.size(1) / head_size;
-  const RotaryArgs rotary = {dtype_of(query), positions.data_ptr<int64_t>(), q_out.data_ptr(), k_out.data_ptr(),
-                             q_out.stride(0), k_out.stride(0), q_heads, k_heads, head_size, cos_sin.size(1),
-                             cos_sin.data_ptr(), neox};
+  const RotaryArgs rotary = rotary_args(positions, q_out, k_out, cos_sin, head_size, neox);
+  const int64_t q_heads = rotary.num_q_heads, k_heads = rotary.num_k_heads;
   for_rows(tokens, 2 * (query.size(1) + key.size(1)), [&](int64_t b, int64_t e) {
     g_table->rms_norm(q_norm, b * q_heads, e * q_heads);
     g_table->rms_norm(k_norm, b * k_heads, e * k_heads);

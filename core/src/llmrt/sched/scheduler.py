@@ -163,8 +163,7 @@ class Scheduler:
         self.requests[child.request_id] = child
         child.num_cached_tokens = parent.num_cached_tokens
         reserved = any(child is sibling for sibling in parent.pending_siblings)  # n > 1: seats kept
-        if parent.status != RequestStatus.RUNNING or (
-                not reserved and sum(map(_sequences, self.running)) >= self.config.max_num_seqs):
+        if parent.status != RequestStatus.RUNNING or (not reserved and not self._has_seat(child)):
             child.status = RequestStatus.PREEMPTED  # waiting, with outputs to come
             self.waiting.push_front(child)
             return
@@ -326,7 +325,7 @@ class Scheduler:
     def _schedule_waiting(self, output: SchedulerOutput, budget: int) -> None:
         if not self.waiting or (len(self.running) >= self.config.max_num_seqs and not self._stalled(output)):
             return  # (a full running list: no need to count its seats every step)
-        seats = sum(map(_sequences, self.running))
+        seats = self._seats()
         while self.waiting and budget > 0:
             request = self.waiting.peek()
             # Its samples may not join the running list beyond max_num_seqs (an idle engine admits
@@ -338,7 +337,7 @@ class Scheduler:
             self.waiting.pop()
             if allocated is None and self.running:
                 allocated = self._preempt_for(request, budget, output)
-                seats = sum(map(_sequences, self.running))
+                seats = self._seats()
             if allocated is None:
                 self._finish_too_large(request)
                 continue
@@ -370,9 +369,18 @@ class Scheduler:
         allocated = None
         while allocated is None and self.running:
             self._preempt(self.running[-1], output)
-            if not self.running or sum(map(_sequences, self.running)) + _sequences(request) <= self.config.max_num_seqs:
+            if self._has_seat(request):
                 allocated = self._allocate_waiting(request, budget, output)
         return allocated
+
+    def _seats(self) -> int:
+        """Sequences the running requests keep room for (see :func:`_sequences`)."""
+        return sum(map(_sequences, self.running))
+
+    def _has_seat(self, request: Request) -> bool:
+        """Whether ``request`` fits beside the running requests under ``max_num_seqs`` (always in
+        an empty running list: validation bounds a request's own sequences)."""
+        return not self.running or self._seats() + _sequences(request) <= self.config.max_num_seqs
 
     def _idle(self, request: Request) -> bool:
         """Nothing to compute and no token on its way: it waits for tokens from outside."""
