@@ -104,7 +104,8 @@ def run_to_completion(engine: Any, requests: list[SampleRequest], detokenize: bo
         engine.add_request(f"bench-{index}", {"prompt_token_ids": list(request.prompt)}, params)
     generated = 0
     while engine.has_unfinished_requests():
-        for output in engine.step():
+        # Final outputs only, as LLM.generate (and vLLM's offline benchmark) collects them.
+        for output in engine.step(finished_only=True):
             if output.finished:
                 generated += sum(len(completion.token_ids) for completion in output.outputs)
     return time.perf_counter() - start, generated
