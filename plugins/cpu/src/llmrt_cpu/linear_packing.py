@@ -23,6 +23,7 @@ from llmrt.model.layers.linear import UnquantizedLinearMethod
 ONEDNN_ENV = "LLMRT_CPU_ONEDNN_LINEAR"
 PACK_ROWS_HINT = 32
 """Batch size oneDNN tunes the packed layout for (any batch works)."""
+_NO_SCALARS: list = []  # the linear op's post-op scalars (none; never mutated)
 
 
 def onednn_available() -> bool:
@@ -36,12 +37,15 @@ class PackedWeight:
 
     def __init__(self, weight: torch.Tensor) -> None:
         self.weight = weight
+        self.dtype = weight.dtype
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACK_ROWS_HINT)
+        # The resolved overload: calling the op's packet picks an overload on every call.
+        self._linear = torch.ops.mkldnn._linear_pointwise.default
 
     def __call__(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """``x @ weight^T + bias``: oneDNN for 2-D inputs of the weight's dtype."""
-        if x.dim() == 2 and x.dtype == self.weight.dtype:
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, "none", [], "")
+        if x.dim() == 2 and x.dtype == self.dtype:
+            return self._linear(x, self.packed, bias, "none", _NO_SCALARS, "")
         return F.linear(x, self.weight, bias)
 
 
