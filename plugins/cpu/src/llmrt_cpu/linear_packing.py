@@ -23,7 +23,7 @@ from llmrt.model.layers.linear import UnquantizedLinearMethod
 ONEDNN_ENV = "LLMRT_CPU_ONEDNN_LINEAR"
 PACK_ROWS_HINT = 32
 """Batch size oneDNN tunes the packed layout for (any batch works)."""
-_NO_SCALARS: list = []  # the linear op's post-op scalars (none; never mutated)
+_NO_SCALARS = ()  # the linear op's post-op scalars: none
 
 
 def onednn_available() -> bool:
