@@ -285,8 +285,16 @@ class LLMEngine:
             recorded += entries[max(0, len(recorded) - 1 - first) :]
 
     def shutdown(self, reason: str = "finished") -> None:
-        """Tell plugins the engine stops."""
+        """Tell plugins the engine stops, then free the runner's memory (``runner.release()``).
+
+        The engine cannot run steps afterwards. Freeing is best effort: after a device error it
+        may fail too, and is then logged rather than raised over the error being reported.
+        """
         self.host.engine_shutdown(reason)
+        try:
+            self.runner.release()
+        except Exception:  # noqa: BLE001 - shutdown must not hide the error that caused it
+            logger.warning("freeing the engine's memory failed", exc_info=True)
 
 
 def _load_tokenizer(path: str) -> Any:

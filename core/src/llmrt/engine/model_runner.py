@@ -109,6 +109,21 @@ class ModelRunner:
             layer.kv_cache = self._kv_tensor(layer, num_blocks, self.device)
             layer.host_kv_cache = self._kv_tensor(layer, num_host_blocks, torch.device("cpu")) if num_host_blocks else None
 
+    def release(self) -> None:
+        """Free the KV caches and the last step's tensors once the engine stops.
+
+        Called by :meth:`LLMEngine.shutdown` after queued device work has finished; a backend's
+        runner also frees what it captured (graphs, their memory pools). Without it, that memory
+        lives until Python's garbage collector reaches the dropped engine. The runner cannot run
+        steps afterwards.
+        """
+        self.backend.synchronize()
+        for layer in self.model.attention_layers():
+            layer.kv_cache = None
+            layer.host_kv_cache = None
+        self._last_tokens = None
+        self.generators.clear()
+
     def _kv_tensor(self, layer: Any, num_blocks: int, device: torch.device) -> torch.Tensor:
         cfg = layer.impl.config
         shape = type(layer.impl).kv_cache_shape(num_blocks, self.block_size, cfg.num_kv_heads, cfg.head_size)

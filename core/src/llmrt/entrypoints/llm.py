@@ -98,7 +98,28 @@ class LLM:
             enforce_eager=enforce_eager,
             async_scheduling=async_scheduling,
         )
-        self.llm_engine = LLMEngine(config)
+        self._engine: LLMEngine | None = LLMEngine(config)
+
+    @property
+    def llm_engine(self) -> LLMEngine:
+        """The engine; raises once :meth:`close` was called."""
+        if self._engine is None:
+            raise RuntimeError("this LLM is closed")
+        return self._engine
+
+    def close(self) -> None:
+        """Stop the engine and free its memory now (the KV cache; on a GPU, the captured graphs)
+        rather than whenever the garbage collector reaches it. Later calls raise; closing twice
+        is harmless. ``with LLM(...) as llm:`` closes at the end of the block."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.shutdown("closed")
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def get_tokenizer(self) -> Any:
         """The model's tokenizer (a transformers tokenizer)."""

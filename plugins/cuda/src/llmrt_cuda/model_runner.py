@@ -93,6 +93,13 @@ class CudaModelRunner(ModelRunner):
             self.graphs.capture()
         self._warm_up(num_blocks)
 
+    def release(self) -> None:
+        """Also drop the decode graphs (and with them their memory pool), then hand the freed
+        memory back to the driver."""
+        super().release()
+        self.graphs = None
+        torch.cuda.empty_cache()
+
     @torch.inference_mode()
     def _warm_up(self, num_blocks: int) -> None:
         """One eager step of the kinds startup has not run, so that the first requests do not wait.
