@@ -2,7 +2,6 @@
 further work with a clear error."""
 
 import pytest
-
 from llmrt import LLM, SamplingParams
 from llmrt.testing import build_tiny_model
 
@@ -16,14 +15,21 @@ def model_dir(tmp_path_factory):
 
 
 def test_closing_frees_the_kv_cache_and_refuses_further_work(model_dir):
-    with LLM(model=model_dir, backend="cpu") as llm:
+    with LLM(model=model_dir, backend="cpu", swap_space=0.01) as llm:
         engine = llm.llm_engine
+        layers = list(engine.runner.model.attention_layers())
         first = llm.generate([PROMPT], GREEDY)[0].outputs[0].token_ids
-        assert all(layer.kv_cache is not None for layer in engine.runner.model.attention_layers())
-    assert all(layer.kv_cache is None for layer in engine.runner.model.attention_layers())
+        assert all(layer.kv_cache is not None for layer in layers)
+        assert all(layer.host_kv_cache is not None for layer in layers)
+    assert all(layer.kv_cache is None and layer.host_kv_cache is None for layer in layers)
     with pytest.raises(RuntimeError, match="closed"):
         llm.generate([PROMPT], GREEDY)
+    with pytest.raises(RuntimeError, match="shut down"):  # a kept engine refuses work too
+        engine.add_request("late", PROMPT, GREEDY)
+    with pytest.raises(RuntimeError, match="shut down"):
+        engine.step()
     llm.close()  # closing again is harmless
+    engine.shutdown()  # so is a second shutdown
     with LLM(model=model_dir, backend="cpu") as again:  # a new engine in the same process
         assert again.generate([PROMPT], GREEDY)[0].outputs[0].token_ids == first
 

@@ -51,6 +51,7 @@ class LLMEngine:
         self.config = config
         self.host = host or get_plugin_host()
         self.timings: dict[str, float] = {}
+        self._shut_down = False
         with self._phase("select backend"):
             choice = select_backend(self.host, config.backend)
             self.backend = choice.backend
@@ -145,6 +146,7 @@ class LLMEngine:
         cache_salt: str | None = None,
     ) -> None:
         """Validate and queue a request; raises ``ValueError`` naming the problem if invalid."""
+        self._check_running()
         if request_id in self.output_processor.parents:
             raise ValueError(f"request id {request_id!r} is already in use")
         if request_id in self.beam_search.groups:
@@ -201,6 +203,7 @@ class LLMEngine:
         call (see ``engine/async_scheduling.py``). ``finished_only`` leaves out the outputs of
         requests still running (cheaper for callers that only keep final outputs).
         """
+        self._check_running()
         scheduler_output = self.scheduler.schedule()
         pending = self.runner.launch(scheduler_output)
         outputs = self._record_pending(finished_only)
@@ -287,14 +290,22 @@ class LLMEngine:
     def shutdown(self, reason: str = "finished") -> None:
         """Tell plugins the engine stops, then free the runner's memory (``runner.release()``).
 
-        The engine cannot run steps afterwards. Freeing is best effort: after a device error it
-        may fail too, and is then logged rather than raised over the error being reported.
+        Later ``add_request`` and ``step`` calls raise; a second shutdown does nothing. Freeing is
+        best effort: after a device error it may fail too, and is then logged rather than raised
+        over the error being reported.
         """
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.host.engine_shutdown(reason)
         try:
             self.runner.release()
         except Exception:  # noqa: BLE001 - shutdown must not hide the error that caused it
             logger.warning("freeing the engine's memory failed", exc_info=True)
+
+    def _check_running(self) -> None:
+        if self._shut_down:
+            raise RuntimeError("the engine is shut down")
 
 
 def _load_tokenizer(path: str) -> Any:

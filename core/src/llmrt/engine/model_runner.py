@@ -122,6 +122,8 @@ class ModelRunner:
             layer.kv_cache = None
             layer.host_kv_cache = None
         self._last_tokens = None
+        self._last_rows = {}
+        self._setup_cache.clear()
         self.generators.clear()
 
     def _kv_tensor(self, layer: Any, num_blocks: int, device: torch.device) -> torch.Tensor:

@@ -269,9 +269,11 @@ def llmrt_register_server_routes(register: Register) -> None:
 def llmrt_engine_shutdown(reason: str) -> None:
     """Release plugin resources when an engine stops.
 
-    Called once when an engine shuts down, cleanly or not.
+    Called once per engine when it shuts down, cleanly or not; other engines of the same
+    process (several ``LLM`` objects) may still be running.
 
-    :param reason: why the engine stops (``"finished"``, ``"signal"``, ``"error: ..."``).
+    :param reason: why the engine stops (``"finished"``, ``"signal"``, ``"closed"`` for
+        ``LLM.close()``, ``"error: ..."``).
     :return: nothing.
     """
 
