@@ -109,6 +109,12 @@ class ModelRunner:
             layer.kv_cache = self._kv_tensor(layer, num_blocks, self.device)
             layer.host_kv_cache = self._kv_tensor(layer, num_host_blocks, torch.device("cpu")) if num_host_blocks else None
 
+    def free_kv_cache(self) -> None:
+        """Unbind every attention layer's cache and swap space (freed once unreferenced)."""
+        for layer in self.model.attention_layers():
+            layer.kv_cache = None
+            layer.host_kv_cache = None
+
     def release(self) -> None:
         """Free the KV caches and the last step's tensors once the engine stops.
 
@@ -118,9 +124,7 @@ class ModelRunner:
         steps afterwards.
         """
         self.backend.synchronize()
-        for layer in self.model.attention_layers():
-            layer.kv_cache = None
-            layer.host_kv_cache = None
+        self.free_kv_cache()
         self._last_tokens = None
         self._last_rows = {}
         self._setup_cache.clear()
@@ -141,8 +145,7 @@ class ModelRunner:
         hidden = self.model(input_ids, positions, metadata)
         self.model.compute_logits(hidden[-1:])
         self.backend.synchronize()
-        for layer in self.model.attention_layers():
-            layer.kv_cache = None
+        self.free_kv_cache()
 
     # -- steps -------------------------------------------------------------------------------
 

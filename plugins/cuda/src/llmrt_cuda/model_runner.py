@@ -77,8 +77,7 @@ class CudaModelRunner(ModelRunner):
         activations = torch.cuda.max_memory_allocated(self.device) - base
         torch.softmax(self.model.compute_logits(hidden), dim=-1)
         self.backend.synchronize()
-        for layer in self.model.attention_layers():
-            layer.kv_cache = None
+        self.free_kv_cache()
         return activations + GRAPH_BOOKKEEPING_BYTES * len(sizes)
 
     def allocate_kv_cache(self, num_blocks: int, num_host_blocks: int = 0) -> None:
