@@ -93,7 +93,13 @@ RotaryArgs rotary_args(const at::Tensor& positions, const at::Tensor& query, con
   TORCH_CHECK(cos_sin.is_contiguous() && cos_sin.dim() == 2 && cos_sin.size(1) <= head_size, "bad cos_sin_cache");
   TORCH_CHECK(query.size(0) >= positions.numel() && key.size(0) >= positions.numel(),
               "fewer query/key rows than positions");
-  return {dtype_of(query), positions.data_ptr<int64_t>(), query.data_ptr(), key.data_ptr(),
+  const int64_t* pos = positions.data_ptr<int64_t>();
+  const int64_t rows = cos_sin.size(0);
+  for (int64_t i = 0; i < positions.numel(); ++i) {
+    TORCH_CHECK(pos[i] >= 0 && pos[i] < rows, "position ", pos[i], " is outside the rotary table's ", rows,
+                " rows (the model's maximum length)");
+  }
+  return {dtype_of(query), pos, query.data_ptr(), key.data_ptr(),
           query.stride(0), key.stride(0), query.size(1) / head_size, key.size(1) / head_size,
           head_size, cos_sin.size(1), cos_sin.data_ptr(), neox};
 }

@@ -83,6 +83,21 @@ def test_rotary_embedding(isa, dtype, neox, head_size, rot_dim):
     _close(key, expected_k, dtype)
 
 
+@pytest.mark.parametrize("position", [-1, 128, 4096])
+def test_rotary_rejects_positions_outside_the_table(position):
+    """A position past the table's rows (the model's maximum length) is an error, not a read
+    past the allocation; nothing is rotated."""
+    cos_sin = torch.randn(128, 64)
+    positions = torch.tensor([0, 5, position])
+    query, key = torch.randn(3, 2 * 64), torch.randn(3, 64)
+    before = query.clone(), key.clone()
+    with pytest.raises(RuntimeError, match=f"position {position} is outside the rotary table's 128 rows"):
+        _C.rotary_embedding(positions, query, key, cos_sin, 64, True)
+    with pytest.raises(RuntimeError, match="outside the rotary table"):
+        _C.qk_norm_rotary(positions, query, key, torch.ones(64), torch.ones(64), 1e-6, 0.0, True, cos_sin, 64, True)
+    assert torch.equal(query, before[0]) and torch.equal(key, before[1])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("neox", "offset", "cast_before"), [(True, 0.0, True), (False, 1.0, False)])
 @pytest.mark.parametrize(("head_size", "rot_dim"), [(64, 64), (80, 40)])

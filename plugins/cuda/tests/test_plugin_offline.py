@@ -87,7 +87,7 @@ def test_warm_up_step_runs_on_any_runner(tmp_path):
 
     class Recording:  # the model, recording each forward's metadata and each LM head's rows
         def __call__(self, *args):
-            return calls.append(args[2]) or model(*args)
+            return calls.append((args[1], args[2])) or model(*args)
 
         def compute_logits(self, hidden):
             return logit_rows.append(len(hidden)) or model.compute_logits(hidden)
@@ -99,9 +99,15 @@ def test_warm_up_step_runs_on_any_runner(tmp_path):
     runner.graphs = None  # as with --enforce-eager
     runner._pads_rows = True  # as CudaModelRunner.load_model finds for core's attention
     CudaModelRunner._warm_up(runner, llm.llm_engine.num_blocks)
-    (metadata,) = calls
-    chunk = llm.llm_engine.config.scheduler.max_num_batched_tokens - 3
+    ((positions, metadata),) = calls
+    # the step budget (2048) exceeds the model's 512 positions: the chunk stops at the model's
+    # length (the rotary table has that many rows, and GPU kernels do not check their indices)
+    scheduler = llm.llm_engine.config.scheduler
+    assert scheduler.max_num_batched_tokens - 3 > scheduler.max_model_len
+    chunk = scheduler.max_model_len - 21
     assert metadata.query_start_loc_cpu == [0, chunk, chunk + 1, chunk + 2, chunk + 3]
+    assert int(positions.max()) == scheduler.max_model_len - 1
+    assert max(metadata.seq_lens_cpu) <= scheduler.max_model_len
     assert logit_rows == [4]  # no graphs here: the full-batch LM head is not in the memory profile
     # with graphs, then the LM head at every row count a step can sample, largest first
     # (cuBLAS loads kernels per shape; falling sizes reuse the first one's cached block)

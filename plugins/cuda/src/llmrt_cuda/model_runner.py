@@ -109,14 +109,19 @@ class CudaModelRunner(ModelRunner):
         sampling, and allocate their activations afresh: on an H100, 2.8 s and then 0.4 s of
         the first nano run. So: a chunk of the step's whole token budget over a 21-token prefix,
         three decode rows, both sampling paths. The blocks it writes hold nothing yet.
+
+        No position reaches ``max_model_len``: the model's tables (the rotary angles, learned
+        position embeddings) have only that many rows, and the kernels do not check their
+        indices. The step budget may exceed the model's length.
         """
         from llmrt.sample.sampler import SamplingBatch
         from llmrt.sampling_params import SamplingParams
 
-        context_lens = [21, 5, 40, 100]
+        max_len = self.config.scheduler.max_model_len
+        context_lens = [min(c, max_len // 2) for c in (21, 5, 40, 100)]
         decode_blocks = sum(-(-(c + 1) // self.block_size) for c in context_lens[1:])
         room = (num_blocks - decode_blocks) * self.block_size - context_lens[0]
-        chunk = min(self.config.scheduler.max_num_batched_tokens - 3, room)
+        chunk = min(self.config.scheduler.max_num_batched_tokens - 3, room, max_len - context_lens[0])
         if chunk < 2:
             return
         query_lens = [chunk, 1, 1, 1]
