@@ -445,15 +445,23 @@ void prompt_item(const AttentionArgs& a, const AttentionItem& it, float* scratch
 
 // ---------------------------------------------------------------------------------- dispatch
 
-// A whole decode sequence (kv_head < 0), every query head at once, reading the cache strictly
-// row by row: each key row (all KV heads of one position) is scored against every query head
-// before the next row, and each value row likewise added into every head's output. In-order
-// reads are what the hardware prefetchers stream; reading one KV head at a time (a quarter of
-// each row, at the row stride) defeats them, and so does visiting even 4-row groups head by
-// head. One thread of the benchmark machine reads 9.6 GB/s in the strided pattern, 13.6 in
-// order over 16-token blocks and 23 over 64-token blocks (a plain streaming read: 32).
-// Scores of a chunk of kSequenceChunk keys go to scratch, then the streaming softmax, then the
-// values; output accumulators live in L1 (one row's heads do not fit in registers).
+// A whole decode sequence (kv_head < 0), every query head at once. A chunk's key rows (all KV
+// heads of one position) are scored in blocks of kBlockKeys rows, then the streaming softmax,
+// then its value rows are added into every head's output in blocks likewise.
+//
+// Two limits meet here. Arithmetic: one row at a time, every query vector is reloaded for each
+// key and every output accumulator goes through memory for each value, so the kernel ran at 17
+// GB/s per thread even on cache-resident rows; blocking four rows (a key or value vector loaded
+// once for up to four query heads, a query vector once for four keys, an accumulator once per
+// four values) runs at 40. Memory: the hardware prefetchers stream rows read in order, but a
+// block reads its four rows a head's slice at a time, which they do not follow (one thread: 9.5
+// GB/s from memory). So the rows kPrefetchRows ahead in the reading order (the chunk's keys,
+// then its values) are prefetched by hand into the outer caches, each KV head's pass its slice
+// of them, which spreads the prefetches through the work (issued in one burst per block they
+// gained less). From memory, two threads of the benchmark machine then read 29-38 GB/s against
+// 25-26 row by row in order (`attention_bench.py`, alternating builds; PREFETCHT0 and T1 gained
+// little or nothing, T2 the most). Output accumulators live in L1 (one row's heads do not fit
+// in registers).
 constexpr int kSequenceChunk = 128;
 static_assert(kSequenceChunk <= kDecodeChunk, "a sequence chunk uses the decode scores layout");
 
@@ -512,6 +520,81 @@ inline void row_values(const T* row, const float* p, int H, int group, int D, in
   }
 }
 
+// Query heads handled together by the blocked loops below: as many as the registers hold next to
+// NJ keys' accumulators (32 vector registers with AVX-512, 16 with AVX2).
+constexpr int kBlockRows = Vec::W == 16 ? 4 : 2;
+constexpr int kBlockKeys = 4;
+constexpr int kPrefetchRows = 8;  // how far ahead of the block being computed rows are prefetched
+
+// Calls f(first_row, rows) over query heads [first, first + count) in runs of 4, 2 or 1 rows
+// (f is a generic lambda taking the run length as a compile-time constant).
+template <typename F>
+inline void for_row_runs(int first, int count, F&& f) {
+  int r = first;
+  const int end = first + count;
+  for (; kBlockRows >= 4 && r + 4 <= end; r += 4) f(r, std::integral_constant<int, 4>{});
+  for (; r + 2 <= end; r += 2) f(r, std::integral_constant<int, 2>{});
+  for (; r < end; ++r) f(r, std::integral_constant<int, 1>{});
+}
+
+// scores[r][jj] for NJ consecutive key rows and the R query heads from r0 (all of KV head h):
+// each key vector is loaded once for the R heads, each query vector once for the NJ keys.
+template <typename T, int R, int NJ>
+inline void block_scores(const float* q, const T* const* rows, int64_t key_offset, int D, int nvec, int64_t Dp,
+                         float scale, float* scores) {
+  constexpr int W = Vec::W;
+  Vec acc[R][NJ];
+  for (int rr = 0; rr < R; ++rr)
+    for (int jj = 0; jj < NJ; ++jj) acc[rr][jj] = Vec::zero();
+  for (int v = 0; v < nvec; ++v) {
+    const int cnt = static_cast<int>(min_i(W, D - v * W));
+    Vec qv[R];
+    for (int rr = 0; rr < R; ++rr) qv[rr] = Vec::load(q + rr * Dp + v * W);
+    for (int jj = 0; jj < NJ; ++jj) {
+      const Vec k = load_n(rows[jj] + key_offset + v * W, cnt);
+      for (int rr = 0; rr < R; ++rr) acc[rr][jj] = Vec::fma(qv[rr], k, acc[rr][jj]);
+    }
+  }
+  for (int rr = 0; rr < R; ++rr) {
+    float sums[4];
+    if constexpr (NJ == 4) {
+      Vec::reduce_add4(acc[rr], sums);
+    } else {
+      sums[0] = acc[rr][0].reduce_add();
+    }
+    for (int jj = 0; jj < NJ; ++jj) scores[rr * kDecodeChunk + jj] = sums[jj] * scale;
+  }
+}
+
+// acc_out[r] += sum_jj p[r][jj] * value_jj for NJ consecutive value rows and the R query heads
+// from r0 (all of KV head h): each value vector is loaded once for the R heads, and each
+// accumulator goes through memory once per NJ keys.
+template <typename T, int R, int NJ>
+inline void block_values(const T* const* rows, int64_t value_offset, const float* p, int D, int nvec, int64_t Dp,
+                         float* acc_out) {
+  constexpr int W = Vec::W;
+  Vec weight[R][NJ];
+  for (int rr = 0; rr < R; ++rr)
+    for (int jj = 0; jj < NJ; ++jj) weight[rr][jj] = Vec::set1(p[rr * kDecodeChunk + jj]);
+  for (int v = 0; v < nvec; ++v) {
+    const int cnt = static_cast<int>(min_i(W, D - v * W));
+    Vec val[NJ];
+    for (int jj = 0; jj < NJ; ++jj) val[jj] = load_n(rows[jj] + value_offset + v * W, cnt);
+    for (int rr = 0; rr < R; ++rr) {
+      float* out = acc_out + rr * Dp + v * W;
+      Vec acc = Vec::load(out);
+      for (int jj = 0; jj < NJ; ++jj) acc = Vec::fma(weight[rr][jj], val[jj], acc);
+      acc.store(out);
+    }
+  }
+}
+
+// Prefetch bytes [offset, offset + bytes) of a cache row, into the outer caches (PREFETCHT2 on x86).
+inline void prefetch_bytes(const void* row, int64_t offset, int64_t bytes) {
+  const char* p = static_cast<const char*>(row) + offset;
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 1);
+}
+
 template <typename T>
 void decode_sequence(const AttentionArgs& a, const AttentionItem& whole, float* scratch) {
   constexpr int W = Vec::W;
@@ -534,14 +617,52 @@ void decode_sequence(const AttentionArgs& a, const AttentionItem& whole, float* 
     m[r] = kNegInf, l[r] = 0.0f;
   }
   const SeqCache<T> cache = seq_cache<T>(a, seq, 0);  // rows start at KV head 0
-  const T* key_rows[kSequenceChunk];
-  const T* value_rows[kSequenceChunk];
+  const int64_t row_bytes = static_cast<int64_t>(a.num_kv_heads) * D * sizeof(T);
+#if defined(__AVX512BF16__)
+  constexpr bool dot_bf16 = std::is_same_v<T, bf16_t>;  // row_scores' dot-product instruction
+#else
+  constexpr bool dot_bf16 = false;
+#endif
+  const T* rows[2 * kSequenceChunk];  // a chunk's key rows, then its value rows: the reading order
   for (int c = first_visible(a, pos); c <= pos; c += kSequenceChunk) {
     const int n = static_cast<int>(min_i(kSequenceChunk, pos + 1 - c));
-    cache.rows(c, n, key_rows, value_rows);
-    for (int j = 0; j < n; ++j) row_scores<T>(a, q, query, key_rows[j], H, group, nvec, Dp, scores + j);
+    const T* const* key_rows = rows;
+    const T* const* value_rows = rows + n;
+    cache.rows(c, n, rows, rows + n);
+    // Rows [from, from + count) of the reading order, their bytes [offset, offset + bytes).
+    const auto prefetch = [&](int from, int count, int64_t offset, int64_t bytes) {
+      for (int i = from; i < from + count && i < 2 * n; ++i) prefetch_bytes(rows[i], offset, bytes);
+    };
+    const int64_t head_bytes = static_cast<int64_t>(D) * sizeof(T);
+    prefetch(0, kPrefetchRows, 0, row_bytes);
+    int j = 0;
+    if constexpr (!dot_bf16) {
+      for (; j + kBlockKeys <= n; j += kBlockKeys) {
+        for (int h = 0; h < a.num_kv_heads; ++h) {  // each KV head prefetches its slice of the rows ahead
+          prefetch(j + kPrefetchRows, kBlockKeys, h * head_bytes, head_bytes);
+          for_row_runs(h * group, group, [&](int r, auto run) {
+            block_scores<T, decltype(run)::value, kBlockKeys>(q + r * Dp, key_rows + j, int64_t{h} * D, D, nvec,
+                                                              Dp, a.scale, scores + r * kDecodeChunk + j);
+          });
+        }
+      }
+    }
+    for (; j < n; ++j) {
+      prefetch(j + kPrefetchRows, 1, 0, row_bytes);
+      row_scores<T>(a, q, query, key_rows[j], H, group, nvec, Dp, scores + j);
+    }
     for (int r = 0; r < H; ++r) decode_softmax_row(a, scores + r * kDecodeChunk, n, m[r], l[r], acc_out + r * Dp, nvec);
-    for (int j = 0; j < n; ++j) row_values<T>(value_rows[j], scores + j, H, group, D, nvec, Dp, acc_out);
+    for (j = 0; j + kBlockKeys <= n; j += kBlockKeys) {
+      for (int h = 0; h < a.num_kv_heads; ++h) {
+        prefetch(n + j + kPrefetchRows, kBlockKeys, h * head_bytes, head_bytes);
+        for_row_runs(h * group, group, [&](int r, auto run) {
+          block_values<T, decltype(run)::value, kBlockKeys>(value_rows + j, int64_t{h} * D,
+                                                            scores + r * kDecodeChunk + j, D, nvec, Dp,
+                                                            acc_out + r * Dp);
+        });
+      }
+    }
+    for (; j < n; ++j) row_values<T>(value_rows[j], scores + j, H, group, D, nvec, Dp, acc_out);
   }
   const int64_t out_stride = static_cast<int64_t>(H) * D;
   for (int r = 0; r < H; ++r) {
