@@ -110,31 +110,33 @@ inline void accumulate_values(const T* const* value_rows, int n, const float* sc
     for (int vv = 0; vv < NV; ++vv) acc[r][vv].store(acc_out + r * Dp + (v0 + vv) * W);
 }
 
-// scores[r][j] = scale * q_r . key_j for NJ keys (NJ = 4 reduces four sums together).
-template <typename T, int ROWS, int NJ>
-inline void decode_scores(const AttentionArgs& a, const float* q, const T* const* key_rows, int nvec, int64_t Dp,
-                          float* scores) {
+// scores[r][jj] = scale * q_r . key_jj for R query rows (row stride Dp) and NJ keys, the keys'
+// head_size values at rows[jj] + key_offset: each key vector is loaded once for the R rows,
+// each query vector once for the NJ keys (NJ = 4 reduces four sums together).
+template <typename T, int R, int NJ>
+inline void block_scores(const float* q, const T* const* rows, int64_t key_offset, int D, int nvec, int64_t Dp,
+                         float scale, float* scores) {
   constexpr int W = Vec::W;
-  Vec acc[ROWS][NJ];
-  for (int r = 0; r < ROWS; ++r)
-    for (int jj = 0; jj < NJ; ++jj) acc[r][jj] = Vec::zero();
+  Vec acc[R][NJ];
+  for (int rr = 0; rr < R; ++rr)
+    for (int jj = 0; jj < NJ; ++jj) acc[rr][jj] = Vec::zero();
   for (int v = 0; v < nvec; ++v) {
-    const int cnt = static_cast<int>(min_i(W, a.head_size - v * W));
-    Vec k[NJ];
-    for (int jj = 0; jj < NJ; ++jj) k[jj] = load_n(key_rows[jj] + v * W, cnt);
-    for (int r = 0; r < ROWS; ++r) {
-      const Vec qv = Vec::load(q + r * Dp + v * W);
-      for (int jj = 0; jj < NJ; ++jj) acc[r][jj] = Vec::fma(qv, k[jj], acc[r][jj]);
+    const int cnt = static_cast<int>(min_i(W, D - v * W));
+    Vec qv[R];
+    for (int rr = 0; rr < R; ++rr) qv[rr] = Vec::load(q + rr * Dp + v * W);
+    for (int jj = 0; jj < NJ; ++jj) {
+      const Vec k = load_n(rows[jj] + key_offset + v * W, cnt);
+      for (int rr = 0; rr < R; ++rr) acc[rr][jj] = Vec::fma(qv[rr], k, acc[rr][jj]);
     }
   }
-  for (int r = 0; r < ROWS; ++r) {
+  for (int rr = 0; rr < R; ++rr) {
     float sums[4];
     if constexpr (NJ == 4) {
-      Vec::reduce_add4(acc[r], sums);
+      Vec::reduce_add4(acc[rr], sums);
     } else {
-      sums[0] = acc[r][0].reduce_add();
+      sums[0] = acc[rr][0].reduce_add();
     }
-    for (int jj = 0; jj < NJ; ++jj) scores[r * kDecodeChunk + jj] = sums[jj] * a.scale;
+    for (int jj = 0; jj < NJ; ++jj) scores[rr * kDecodeChunk + jj] = sums[jj] * scale;
   }
 }
 
@@ -236,8 +238,8 @@ void decode_item(const AttentionArgs& a, const AttentionItem& it, float* scratch
       for (; j < n; ++j) decode_scores_dpbf16<ROWS, 1>(a, q_rows, key_rows + j, scores + j);
     }
 #endif
-    for (; j + 4 <= n; j += 4) decode_scores<T, ROWS, 4>(a, q, key_rows + j, nvec, Dp, scores + j);
-    for (; j < n; ++j) decode_scores<T, ROWS, 1>(a, q, key_rows + j, nvec, Dp, scores + j);
+    for (; j + 4 <= n; j += 4) block_scores<T, ROWS, 4>(q, key_rows + j, 0, D, nvec, Dp, a.scale, scores + j);
+    for (; j < n; ++j) block_scores<T, ROWS, 1>(q, key_rows + j, 0, D, nvec, Dp, a.scale, scores + j);
     // Streaming softmax: update m and l, turn scores into e^(s - m), rescale the output.
     for (int r = 0; r < ROWS; ++r) {
       decode_softmax_row(a, scores + r * kDecodeChunk, n, m[r], l[r], acc_out + r * Dp, nvec);
@@ -535,35 +537,6 @@ inline void for_row_runs(int first, int count, F&& f) {
   for (; kBlockRows >= 4 && r + 4 <= end; r += 4) f(r, std::integral_constant<int, 4>{});
   for (; r + 2 <= end; r += 2) f(r, std::integral_constant<int, 2>{});
   for (; r < end; ++r) f(r, std::integral_constant<int, 1>{});
-}
-
-// scores[r][jj] for NJ consecutive key rows and the R query heads from r0 (all of KV head h):
-// each key vector is loaded once for the R heads, each query vector once for the NJ keys.
-template <typename T, int R, int NJ>
-inline void block_scores(const float* q, const T* const* rows, int64_t key_offset, int D, int nvec, int64_t Dp,
-                         float scale, float* scores) {
-  constexpr int W = Vec::W;
-  Vec acc[R][NJ];
-  for (int rr = 0; rr < R; ++rr)
-    for (int jj = 0; jj < NJ; ++jj) acc[rr][jj] = Vec::zero();
-  for (int v = 0; v < nvec; ++v) {
-    const int cnt = static_cast<int>(min_i(W, D - v * W));
-    Vec qv[R];
-    for (int rr = 0; rr < R; ++rr) qv[rr] = Vec::load(q + rr * Dp + v * W);
-    for (int jj = 0; jj < NJ; ++jj) {
-      const Vec k = load_n(rows[jj] + key_offset + v * W, cnt);
-      for (int rr = 0; rr < R; ++rr) acc[rr][jj] = Vec::fma(qv[rr], k, acc[rr][jj]);
-    }
-  }
-  for (int rr = 0; rr < R; ++rr) {
-    float sums[4];
-    if constexpr (NJ == 4) {
-      Vec::reduce_add4(acc[rr], sums);
-    } else {
-      sums[0] = acc[rr][0].reduce_add();
-    }
-    for (int jj = 0; jj < NJ; ++jj) scores[rr * kDecodeChunk + jj] = sums[jj] * scale;
-  }
 }
 
 // acc_out[r] += sum_jj p[r][jj] * value_jj for NJ consecutive value rows and the R query heads
