@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from llmrt.sample.sampler import Sampler, SamplingBatch
 from llmrt.sampling_params import SamplingParams
+from llmrt_cpu import cpu_info
 from llmrt_cpu.sampling import inverse_cdf_sample, sample_categorical
 from llmrt_cpu.linear_packing import PackedLinearMethod, PackedWeight, onednn_available
 from llmrt_cpu.model_runner import CpuModelRunner, lazily_zeroed
@@ -50,6 +51,24 @@ def test_packed_weight_matches_f_linear(rows):
     weight, bias = torch.randn(96, 64, generator=gen), torch.randn(96, generator=gen)
     x = torch.randn(rows, 64, generator=gen)
     torch.testing.assert_close(PackedWeight(weight)(x, bias), F.linear(x, weight, bias), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.skipif(not onednn_available(), reason="PyTorch without oneDNN")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_short_inputs_run_padded_and_keep_their_rows(dtype):
+    """Inputs shorter than ``min_rows`` run padded (float32 on AVX-512 CPUs): every call, of any
+    length and in any order, still gives each row's own product and nothing of the others'."""
+    gen = torch.Generator().manual_seed(3)
+    weight = torch.randn(96, 64, generator=gen).to(dtype)
+    kernel = PackedWeight(weight)
+    expected_min = 6 if dtype == torch.float32 and "avx512f" in cpu_info.instruction_sets() else 1
+    assert kernel.min_rows == expected_min
+    tolerance = {"rtol": 1e-5, "atol": 1e-4} if dtype == torch.float32 else {"rtol": 2e-2, "atol": 2e-2}
+    for rows in (5, 1, 0, 3, 7, 2):
+        x = torch.randn(rows, 64, generator=gen).to(dtype)
+        out = kernel(x)
+        assert out.shape == (rows, 96) and out.is_contiguous()
+        torch.testing.assert_close(out.float(), F.linear(x.float(), weight.float()), **tolerance)
 
 
 def test_engine_uses_the_cpu_runner(tmp_path):

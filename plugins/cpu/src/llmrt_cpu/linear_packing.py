@@ -12,6 +12,7 @@ layers keep their own method. ``$LLMRT_CPU_ONEDNN_LINEAR=0`` turns this off.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -19,10 +20,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrt.model.layers.linear import UnquantizedLinearMethod
+from llmrt_cpu import cpu_info
 
 ONEDNN_ENV = "LLMRT_CPU_ONEDNN_LINEAR"
 PACK_ROWS_HINT = 32
 """Batch size oneDNN tunes the packed layout for (any batch works)."""
+FLOAT32_MIN_ROWS_AVX512 = 6
+"""Float32 inputs of fewer rows run padded to this many on AVX-512 CPUs. There oneDNN multiplies
+1-5 rows more slowly than 6 (its register block) when the weights come from memory: the
+benchmark model's products of one decode step took 5.1 ms at 1 row, 5.3 at 2 and 4.3 at 6, and
+rose steadily beyond (`plugins/cpu/benchmarks/small_batch_products.py`). bfloat16 and other
+instruction sets: unmeasured or no gain, no padding."""
 _NO_SCALARS = ()  # the linear op's post-op scalars: none
 
 
@@ -41,12 +49,26 @@ class PackedWeight:
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACK_ROWS_HINT)
         # The resolved overload: calling the op's packet picks an overload on every call.
         self._linear = torch.ops.mkldnn._linear_pointwise.default
+        self.min_rows = FLOAT32_MIN_ROWS_AVX512 if self.dtype == torch.float32 and _has_avx512() else 1
+        self._padded: torch.Tensor | None = None  # [min_rows, in]: a short input, then leftovers
 
     def __call__(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        """``x @ weight^T + bias``: oneDNN for 2-D inputs of the weight's dtype."""
+        """``x @ weight^T + bias``: oneDNN for 2-D inputs of the weight's dtype (fewer than
+        ``min_rows`` rows run padded; the padding rows' results are dropped)."""
         if x.dim() == 2 and x.dtype == self.dtype:
-            return self._linear(x, self.packed, bias, "none", _NO_SCALARS, "")
+            rows = x.shape[0]
+            if rows >= self.min_rows:
+                return self._linear(x, self.packed, bias, "none", _NO_SCALARS, "")
+            if self._padded is None:
+                self._padded = x.new_zeros(self.min_rows, x.shape[1])
+            self._padded[:rows].copy_(x)
+            return self._linear(self._padded, self.packed, bias, "none", _NO_SCALARS, "")[:rows]
         return F.linear(x, self.weight, bias)
+
+
+@functools.cache
+def _has_avx512() -> bool:
+    return "avx512f" in cpu_info.instruction_sets()
 
 
 class PackedLinearMethod(UnquantizedLinearMethod):
