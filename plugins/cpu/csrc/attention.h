@@ -146,7 +146,7 @@ inline void block_scores(const float* q, const T* const* rows, int64_t key_offse
 // bfloat16 values is exact in float32 and accumulates in float32, as the widened path does.
 template <int ROWS, int NJ>
 inline void decode_scores_dpbf16(const AttentionArgs& a, const bf16_t* const* q_rows, const bf16_t* const* key_rows,
-                                 float* scores) {
+                                 int64_t key_offset, float* scores) {
   __m512 acc[ROWS][NJ];
   for (int r = 0; r < ROWS; ++r)
     for (int jj = 0; jj < NJ; ++jj) acc[r][jj] = _mm512_setzero_ps();
@@ -154,7 +154,9 @@ inline void decode_scores_dpbf16(const AttentionArgs& a, const bf16_t* const* q_
     const int n = static_cast<int>(min_i(32, a.head_size - d));
     const __mmask32 mask = n == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
     __m512bh k[NJ];
-    for (int jj = 0; jj < NJ; ++jj) k[jj] = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, key_rows[jj] + d));
+    for (int jj = 0; jj < NJ; ++jj) {
+      k[jj] = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, key_rows[jj] + key_offset + d));
+    }
     for (int r = 0; r < ROWS; ++r) {
       const __m512bh q = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, q_rows[r] + d));
       for (int jj = 0; jj < NJ; ++jj) acc[r][jj] = _mm512_dpbf16_ps(acc[r][jj], q, k[jj]);
@@ -234,8 +236,8 @@ void decode_item(const AttentionArgs& a, const AttentionItem& it, float* scratch
     int j = 0;
 #if defined(__AVX512BF16__)
     if constexpr (std::is_same_v<T, bf16_t>) {
-      for (; j + 4 <= n; j += 4) decode_scores_dpbf16<ROWS, 4>(a, q_rows, key_rows + j, scores + j);
-      for (; j < n; ++j) decode_scores_dpbf16<ROWS, 1>(a, q_rows, key_rows + j, scores + j);
+      for (; j + 4 <= n; j += 4) decode_scores_dpbf16<ROWS, 4>(a, q_rows, key_rows + j, 0, scores + j);
+      for (; j < n; ++j) decode_scores_dpbf16<ROWS, 1>(a, q_rows, key_rows + j, 0, scores + j);
     }
 #endif
     for (; j + 4 <= n; j += 4) block_scores<T, ROWS, 4>(q, key_rows + j, 0, D, nvec, Dp, a.scale, scores + j);
@@ -591,11 +593,6 @@ void decode_sequence(const AttentionArgs& a, const AttentionItem& whole, float* 
   }
   const SeqCache<T> cache = seq_cache<T>(a, seq, 0);  // rows start at KV head 0
   const int64_t row_bytes = static_cast<int64_t>(a.num_kv_heads) * D * sizeof(T);
-#if defined(__AVX512BF16__)
-  constexpr bool dot_bf16 = std::is_same_v<T, bf16_t>;  // row_scores' dot-product instruction
-#else
-  constexpr bool dot_bf16 = false;
-#endif
   const T* rows[2 * kSequenceChunk];  // a chunk's key rows, then its value rows: the reading order
   for (int c = first_visible(a, pos); c <= pos; c += kSequenceChunk) {
     const int n = static_cast<int>(min_i(kSequenceChunk, pos + 1 - c));
@@ -609,15 +606,22 @@ void decode_sequence(const AttentionArgs& a, const AttentionItem& whole, float* 
     const int64_t head_bytes = static_cast<int64_t>(D) * sizeof(T);
     prefetch(0, kPrefetchRows, 0, row_bytes);
     int j = 0;
-    if constexpr (!dot_bf16) {
-      for (; j + kBlockKeys <= n; j += kBlockKeys) {
-        for (int h = 0; h < a.num_kv_heads; ++h) {  // each KV head prefetches its slice of the rows ahead
-          prefetch(j + kPrefetchRows, kBlockKeys, h * head_bytes, head_bytes);
-          for_row_runs(h * group, group, [&](int r, auto run) {
-            block_scores<T, decltype(run)::value, kBlockKeys>(q + r * Dp, key_rows + j, int64_t{h} * D, D, nvec,
-                                                              Dp, a.scale, scores + r * kDecodeChunk + j);
-          });
-        }
+    for (; j + kBlockKeys <= n; j += kBlockKeys) {
+      for (int h = 0; h < a.num_kv_heads; ++h) {  // each KV head prefetches its slice of the rows ahead
+        prefetch(j + kPrefetchRows, kBlockKeys, h * head_bytes, head_bytes);
+        for_row_runs(h * group, group, [&](int r, auto run) {
+          constexpr int R = decltype(run)::value;
+          float* out = scores + r * kDecodeChunk + j;
+#if defined(__AVX512BF16__)
+          if constexpr (std::is_same_v<T, bf16_t>) {  // the BF16 dot-product instruction
+            const bf16_t* q_rows[R];
+            for (int rr = 0; rr < R; ++rr) q_rows[rr] = query + (r + rr) * D;
+            decode_scores_dpbf16<R, kBlockKeys>(a, q_rows, key_rows + j, int64_t{h} * D, out);
+            return;
+          }
+#endif
+          block_scores<T, R, kBlockKeys>(q + r * Dp, key_rows + j, int64_t{h} * D, D, nvec, Dp, a.scale, out);
+        });
       }
     }
     for (; j < n; ++j) {
