@@ -463,9 +463,9 @@ void prompt_item(const AttentionArgs& a, const AttentionItem& it, float* scratch
 // then its values) are prefetched by hand into the outer caches, each KV head's pass its slice
 // of them, which spreads the prefetches through the work (issued in one burst per block they
 // gained less). From memory, two threads of the benchmark machine then read 29-38 GB/s against
-// 25-26 row by row in order (`attention_bench.py`, alternating builds; PREFETCHT0 and T1 gained
-// little or nothing, T2 the most). Output accumulators live in L1 (one row's heads do not fit
-// in registers).
+// 25-26 row by row in order (`attention_bench.py`, alternating builds; PREFETCHT0 gained
+// nothing, T1 about 10%, T2 the most, NTA was slower). Output accumulators live in L1 (one
+// row's heads do not fit in registers).
 constexpr int kSequenceChunk = 128;
 static_assert(kSequenceChunk <= kDecodeChunk, "a sequence chunk uses the decode scores layout");
 
@@ -566,8 +566,10 @@ inline void block_values(const T* const* rows, int64_t value_offset, const float
 
 // Prefetch bytes [offset, offset + bytes) of a cache row, into the outer caches (PREFETCHT2 on x86).
 inline void prefetch_bytes(const void* row, int64_t offset, int64_t bytes) {
-  const char* p = static_cast<const char*>(row) + offset;
-  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 1);
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(row) + offset, end = begin + bytes;
+  for (uintptr_t line = begin & ~uintptr_t{63}; line < end; line += 64) {
+    __builtin_prefetch(reinterpret_cast<const void*>(line), 0, 1);
+  }
 }
 
 template <typename T>

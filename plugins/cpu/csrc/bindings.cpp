@@ -87,7 +87,8 @@ RotaryArgs rotary_args(const at::Tensor& positions, const at::Tensor& query, con
                        const at::Tensor& cos_sin, int64_t head_size, bool neox) {
   check_cpu_same_dtype(key, query, "key");
   check_cpu_same_dtype(cos_sin, query, "cos_sin_cache");
-  TORCH_CHECK(positions.scalar_type() == at::kLong && positions.is_contiguous(), "positions must be contiguous int64");
+  TORCH_CHECK(positions.is_cpu() && positions.scalar_type() == at::kLong && positions.is_contiguous(),
+              "positions must be contiguous int64 on the CPU");
   TORCH_CHECK(query.dim() == 2 && key.dim() == 2 && query.stride(1) == 1 && key.stride(1) == 1,
               "query and key must be [T, heads * head_size] with contiguous rows");
   TORCH_CHECK(cos_sin.is_contiguous() && cos_sin.dim() == 2 && cos_sin.size(1) <= head_size, "bad cos_sin_cache");

@@ -189,10 +189,11 @@ def test_paged_attention_sliding_window_and_softcap(isa, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("heads", "kv_heads", "head_size", "block_size"),
                          [(8, 2, 64, 16), (8, 4, 64, 128), (8, 8, 64, 64), (14, 2, 80, 16), (16, 2, 128, 32),
-                          (8, 1, 64, 5), (6, 1, 96, 128)])
+                          (8, 1, 64, 5), (6, 1, 96, 128), (12, 4, 40, 16), (9, 3, 36, 128)])
 def test_paged_attention_many_decode_sequences_and_long_context(isa, dtype, heads, kv_heads, head_size, block_size):
-    """Enough decode sequences for whole-sequence items (every head of a sequence read row by
-    row); contexts past one softmax chunk; GQA groups 1 to 8; blocks of 5 to 128 tokens."""
+    """Enough decode sequences for whole-sequence items (every head of a sequence at once, in
+    blocks of four cache rows and tails); contexts past one softmax chunk; GQA groups 1 to 8;
+    head sizes not a multiple of the vector width; blocks of 5 to 128 tokens."""
     query_lens = [1] * 12 + [300]
     context_lens = [300, 1, 17, 64, 3, 200, 99, 5, 6, 7, 8, 515, 200]
     _attention_case(dtype, heads, kv_heads, head_size, block_size, query_lens, context_lens)

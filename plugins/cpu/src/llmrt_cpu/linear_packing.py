@@ -29,8 +29,9 @@ FLOAT32_MIN_ROWS_AVX512 = 6
 """Float32 inputs of fewer rows run padded to this many on AVX-512 CPUs. There oneDNN multiplies
 1-5 rows more slowly than 6 (its register block) when the weights come from memory: the
 benchmark model's products of one decode step took 5.1 ms at 1 row, 5.3 at 2 and 4.3 at 6, and
-rose steadily beyond (`plugins/cpu/benchmarks/small_batch_products.py`). bfloat16 and other
-instruction sets: unmeasured or no gain, no padding."""
+rose steadily beyond (`plugins/cpu/benchmarks/small_batch_products.py`; measured on one AMD Zen 4
+machine, applied to every AVX-512 CPU). bfloat16 gains nothing and other instruction sets are
+unmeasured: no padding there."""
 _NO_SCALARS = ()  # the linear op's post-op scalars: none
 
 
@@ -57,10 +58,11 @@ class PackedWeight:
         ``min_rows`` rows run padded; the padding rows' results are dropped)."""
         if x.dim() == 2 and x.dtype == self.dtype:
             rows = x.shape[0]
-            if rows >= self.min_rows:
+            if rows >= self.min_rows or rows == 0 or x.requires_grad:
                 return self._linear(x, self.packed, bias, "none", _NO_SCALARS, "")
             if self._padded is None:
-                self._padded = x.new_zeros(self.min_rows, x.shape[1])
+                with torch.inference_mode(False):  # a plain tensor: writable in and out of inference mode
+                    self._padded = torch.zeros(self.min_rows, x.shape[1], dtype=x.dtype)
             self._padded[:rows].copy_(x)
             return self._linear(self._padded, self.packed, bias, "none", _NO_SCALARS, "")[:rows]
         return F.linear(x, self.weight, bias)

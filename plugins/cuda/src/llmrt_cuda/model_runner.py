@@ -107,12 +107,13 @@ class CudaModelRunner(ModelRunner):
         the allocator's cache). The first real steps would otherwise compile (Triton) or load
         the kernels of a prompt chunk over a cached prefix mixed with decode rows and of random
         sampling, and allocate their activations afresh: on an H100, 2.8 s and then 0.4 s of
-        the first nano run. So: a chunk of the step's whole token budget over a 21-token prefix,
-        three decode rows, both sampling paths. The blocks it writes hold nothing yet.
+        the first nano run. So: a chunk of the step's token budget over a 21-token prefix, three
+        decode rows, both sampling paths. The blocks it writes hold nothing yet.
 
-        No position reaches ``max_model_len``: the model's tables (the rotary angles, learned
-        position embeddings) have only that many rows, and the kernels do not check their
-        indices. The step budget may exceed the model's length.
+        No position reaches ``max_model_len``, so the chunk is shorter than the budget when the
+        budget exceeds the model's length: past it, the model's position tables (the rotary
+        angles, learned position embeddings) may have no rows, and the GPU kernels do not check
+        their indices.
         """
         from llmrt.sample.sampler import SamplingBatch
         from llmrt.sampling_params import SamplingParams
