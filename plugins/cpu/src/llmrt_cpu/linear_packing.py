@@ -27,7 +27,7 @@ PACK_ROWS_HINT = 32
 """Batch size oneDNN tunes the packed layout for (any batch works)."""
 FLOAT32_MIN_ROWS_AVX512 = 6
 """Float32 inputs of fewer rows run padded to this many on AVX-512 CPUs. There oneDNN multiplies
-1-5 rows more slowly than 6 (its register block) when the weights come from memory: the
+1-5 rows more slowly than 6 (likely its register block) when the weights come from memory: the
 benchmark model's products of one decode step took 5.1 ms at 1 row, 5.3 at 2 and 4.3 at 6, and
 rose steadily beyond (`plugins/cpu/benchmarks/small_batch_products.py`; measured on one AMD Zen 4
 machine, applied to every AVX-512 CPU). bfloat16 gains nothing and other instruction sets are
