@@ -469,61 +469,6 @@ void prompt_item(const AttentionArgs& a, const AttentionItem& it, float* scratch
 constexpr int kSequenceChunk = 128;
 static_assert(kSequenceChunk <= kDecodeChunk, "a sequence chunk uses the decode scores layout");
 
-// scores[r][j] for the H query heads of one key row (KV head of query head r: r / group).
-template <typename T>
-inline void row_scores(const AttentionArgs& a, const float* q, const T* query, const T* row, int H, int group,
-                       int nvec, int64_t Dp, float* scores) {
-  constexpr int W = Vec::W;
-  const int D = a.head_size;
-  for (int r0 = 0; r0 < H; r0 += 4) {
-    const int rows = static_cast<int>(min_i(4, H - r0));
-    Vec acc[4] = {Vec::zero(), Vec::zero(), Vec::zero(), Vec::zero()};
-#if defined(__AVX512BF16__)
-    if constexpr (std::is_same_v<T, bf16_t>) {
-      for (int d = 0; d < D; d += 32) {
-        const int n = static_cast<int>(min_i(32, D - d));
-        const __mmask32 mask = n == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
-        for (int rr = 0; rr < rows; ++rr) {
-          const int r = r0 + rr;
-          const __m512bh k = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, row + (r / group) * D + d));
-          const __m512bh qv = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, query + r * D + d));
-          acc[rr] = Vec{_mm512_dpbf16_ps(acc[rr].v, qv, k)};
-        }
-      }
-    } else
-#endif
-    {
-      (void)query;
-      for (int v = 0; v < nvec; ++v) {
-        const int cnt = static_cast<int>(min_i(W, D - v * W));
-        for (int rr = 0; rr < rows; ++rr) {
-          const int r = r0 + rr;
-          acc[rr] = Vec::fma(Vec::load(q + r * Dp + v * W), load_n(row + (r / group) * D + v * W, cnt), acc[rr]);
-        }
-      }
-    }
-    float sums[4];
-    Vec::reduce_add4(acc, sums);
-    for (int rr = 0; rr < rows; ++rr) scores[(r0 + rr) * kDecodeChunk] = sums[rr] * a.scale;
-  }
-}
-
-// acc_out[r] += p[r][j] * value_j's part of query head r's KV head, for every query head r.
-template <typename T>
-inline void row_values(const T* row, const float* p, int H, int group, int D, int nvec, int64_t Dp, float* acc_out) {
-  constexpr int W = Vec::W;
-  for (int h = 0; h < H / group; ++h) {
-    for (int v = 0; v < nvec; ++v) {
-      const Vec val = load_n(row + h * D + v * W, static_cast<int>(min_i(W, D - v * W)));
-      for (int g = 0; g < group; ++g) {
-        const int r = h * group + g;
-        float* acc = acc_out + r * Dp + v * W;
-        Vec::fma(Vec::set1(p[r * kDecodeChunk]), val, Vec::load(acc)).store(acc);
-      }
-    }
-  }
-}
-
 // Query heads handled together by the blocked loops below: as many as the registers hold next to
 // NJ keys' accumulators (32 vector registers with AVX-512, 16 with AVX2).
 constexpr int kBlockRows = Vec::W == 16 ? 4 : 2;
@@ -607,10 +552,12 @@ void decode_sequence(const AttentionArgs& a, const AttentionItem& whole, float* 
     };
     const int64_t head_bytes = static_cast<int64_t>(D) * sizeof(T);
     prefetch(0, kPrefetchRows, 0, row_bytes);
-    int j = 0;
-    for (; j + kBlockKeys <= n; j += kBlockKeys) {
-      for (int h = 0; h < a.num_kv_heads; ++h) {  // each KV head prefetches its slice of the rows ahead
-        prefetch(j + kPrefetchRows, kBlockKeys, h * head_bytes, head_bytes);
+    // Scores of keys [j, j + NJ) against every query head; each KV head first prefetches its
+    // slice of the rows kPrefetchRows ahead.
+    const auto score_keys = [&](int j, auto keys) {
+      constexpr int NJ = decltype(keys)::value;
+      for (int h = 0; h < a.num_kv_heads; ++h) {
+        prefetch(j + kPrefetchRows, NJ, h * head_bytes, head_bytes);
         for_row_runs(h * group, group, [&](int r, auto run) {
           constexpr int R = decltype(run)::value;
           float* out = scores + r * kDecodeChunk + j;
@@ -618,30 +565,33 @@ void decode_sequence(const AttentionArgs& a, const AttentionItem& whole, float* 
           if constexpr (std::is_same_v<T, bf16_t>) {  // the BF16 dot-product instruction
             const bf16_t* q_rows[R];
             for (int rr = 0; rr < R; ++rr) q_rows[rr] = query + (r + rr) * D;
-            decode_scores_dpbf16<R, kBlockKeys>(a, q_rows, key_rows + j, int64_t{h} * D, out);
+            decode_scores_dpbf16<R, NJ>(a, q_rows, key_rows + j, int64_t{h} * D, out);
             return;
           }
 #endif
-          block_scores<T, R, kBlockKeys>(q + r * Dp, key_rows + j, int64_t{h} * D, D, nvec, Dp, a.scale, out);
+          block_scores<T, R, NJ>(q + r * Dp, key_rows + j, int64_t{h} * D, D, nvec, Dp, a.scale, out);
         });
       }
-    }
-    for (; j < n; ++j) {
-      prefetch(j + kPrefetchRows, 1, 0, row_bytes);
-      row_scores<T>(a, q, query, key_rows[j], H, group, nvec, Dp, scores + j);
-    }
-    for (int r = 0; r < H; ++r) decode_softmax_row(a, scores + r * kDecodeChunk, n, m[r], l[r], acc_out + r * Dp, nvec);
-    for (j = 0; j + kBlockKeys <= n; j += kBlockKeys) {
+    };
+    // Values [j, j + NJ) added into every query head's output, prefetching likewise.
+    const auto add_values = [&](int j, auto keys) {
+      constexpr int NJ = decltype(keys)::value;
       for (int h = 0; h < a.num_kv_heads; ++h) {
-        prefetch(n + j + kPrefetchRows, kBlockKeys, h * head_bytes, head_bytes);
+        prefetch(n + j + kPrefetchRows, NJ, h * head_bytes, head_bytes);
         for_row_runs(h * group, group, [&](int r, auto run) {
-          block_values<T, decltype(run)::value, kBlockKeys>(value_rows + j, int64_t{h} * D,
-                                                            scores + r * kDecodeChunk + j, D, nvec, Dp,
-                                                            acc_out + r * Dp);
+          block_values<T, decltype(run)::value, NJ>(value_rows + j, int64_t{h} * D, scores + r * kDecodeChunk + j,
+                                                    D, nvec, Dp, acc_out + r * Dp);
         });
       }
-    }
-    for (; j < n; ++j) row_values<T>(value_rows[j], scores + j, H, group, D, nvec, Dp, acc_out);
+    };
+    constexpr auto block = std::integral_constant<int, kBlockKeys>{};
+    constexpr auto single = std::integral_constant<int, 1>{};
+    int j = 0;
+    for (; j + kBlockKeys <= n; j += kBlockKeys) score_keys(j, block);
+    for (; j < n; ++j) score_keys(j, single);
+    for (int r = 0; r < H; ++r) decode_softmax_row(a, scores + r * kDecodeChunk, n, m[r], l[r], acc_out + r * Dp, nvec);
+    for (j = 0; j + kBlockKeys <= n; j += kBlockKeys) add_values(j, block);
+    for (; j < n; ++j) add_values(j, single);
   }
   const int64_t out_stride = static_cast<int64_t>(H) * D;
   for (int r = 0; r < H; ++r) {
