@@ -42,8 +42,9 @@ class PagedHarness:
         for layer in model.attention_layers():
             layer.kv_cache = torch.zeros(layer.kv_cache_shape(num_blocks, block_size), dtype=dtype)
 
-    def step(self, batch: list[tuple[int, list[int]]]) -> torch.Tensor:
-        """Run ``[(seq_id, new_tokens), ...]`` as one flattened step; logits of every token."""
+    def step(self, batch: list[tuple[int, list[int]]], rows: list[int] | None = None) -> torch.Tensor:
+        """Run ``[(seq_id, new_tokens), ...]`` as one flattened step; logits of every token, or of
+        the flat token rows ``rows`` only (through ``forward_rows``)."""
         query_lens, context_lens, tables, ids, positions = [], [], [], [], []
         for seq_id, tokens in batch:
             start = self.lengths.get(seq_id, 0)
@@ -58,7 +59,11 @@ class PagedHarness:
             self.lengths[seq_id] = start + len(tokens)
         meta = AttentionMetadata.build(query_lens, context_lens, tables, self.block_size, "cpu")
         with torch.inference_mode():
-            hidden = self.model(torch.tensor(ids), torch.tensor(positions), meta)
+            if rows is None:
+                hidden = self.model(torch.tensor(ids), torch.tensor(positions), meta)
+            else:
+                index = torch.tensor(rows, dtype=torch.long)
+                hidden = self.model.forward_rows(torch.tensor(ids), torch.tensor(positions), meta, index)
             return self.model.compute_logits(hidden)
 
 
@@ -119,6 +124,19 @@ def test_mixed_batch_chunk_and_fresh_prompt(models):
     split = len(prompts[0]) - 17
     torch.testing.assert_close(logits[:split], _hf_logits(hf, prompts[0])[17:], atol=ATOL, rtol=0)
     torch.testing.assert_close(logits[split:], _hf_logits(hf, prompts[1]), atol=ATOL, rtol=0)
+
+
+def test_forward_rows_keeps_the_cache_of_rows_left_out(models):
+    """``forward_rows`` gives the logits of its rows alone, and the tokens it leaves out (a whole
+    first chunk here) still have their keys and values cached for the next step."""
+    arch, _, hf, model, prompts = models
+    harness = PagedHarness(model)
+    assert harness.step([(0, prompts[0][:17])], rows=[]).shape[0] == 0
+    split = len(prompts[0]) - 17
+    rows = [split - 1, split + 3, split + len(prompts[1]) - 1]
+    logits = harness.step([(0, prompts[0][17:]), (1, prompts[1])], rows=rows)
+    expected = torch.stack([_hf_logits(hf, prompts[0])[-1], *_hf_logits(hf, prompts[1])[[3, -1]]])
+    torch.testing.assert_close(logits, expected, atol=ATOL, rtol=0, msg=lambda m: f"{arch}: {m}")
 
 
 def test_greedy_decode_batched_matches_generate(models):

@@ -233,13 +233,19 @@ class ModelRunner:
         if output.is_empty:
             return PendingStep(result)
         input_ids, positions, metadata, sample_rows, sample_index = self._prepare(output.scheduled)
-        hidden = self._run_model(input_ids, positions, metadata)
-        self._prompt_logprobs(output.scheduled, hidden, metadata.query_start_loc_cpu, result)
+        if any(s.request.sampling_params.prompt_logprobs is not None for s in output.scheduled):
+            hidden = self._run_model(input_ids, positions, metadata)
+            self._prompt_logprobs(output.scheduled, hidden, metadata.query_start_loc_cpu, result)
+            hidden = hidden[sample_index]
+        elif len(sample_rows) == metadata.num_tokens:  # every row samples (decode): nothing to spare
+            hidden = self._run_model(input_ids, positions, metadata)
+        else:
+            hidden = self._run_model(input_ids, positions, metadata, sample_index)
         if not sample_rows:
             return PendingStep(result)
         sampling = [s.request for s in output.scheduled if s.samples]
         requests, rows = _with_pending_siblings(sampling)
-        logits = self.model.compute_logits(hidden[sample_index])
+        logits = self.model.compute_logits(hidden)
         if len(rows) != len(sampling):
             logits = logits[self.transfers.to_device(rows, torch.long)]
         tokens = self._sample(requests, logits, result)
@@ -247,13 +253,16 @@ class ModelRunner:
         self._last_rows = {r.request_id: i for i, r in enumerate(requests)}
         return PendingStep(result, [r.request_id for r in requests], self.transfers.to_host(tokens))
 
-    def _run_model(self, input_ids: torch.Tensor, positions: torch.Tensor,
-                   metadata: AttentionMetadata) -> torch.Tensor:
-        """The forward pass of one prepared batch: hidden states ``[T, H]``.
+    def _run_model(self, input_ids: torch.Tensor, positions: torch.Tensor, metadata: AttentionMetadata,
+                   rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The forward pass of one prepared batch: hidden states ``[T, H]``, or ``[N, H]`` of the
+        token rows ``rows`` only (through :meth:`CausalLM.forward_rows`).
 
         The seam for backends that replay captured graphs (a subclass overrides it).
         """
-        return self.model(input_ids, positions, metadata)
+        if rows is None:
+            return self.model(input_ids, positions, metadata)
+        return self.model.forward_rows(input_ids, positions, metadata, rows)
 
     def _sampling_setup(self, requests: list[Request]) -> SamplingSetup:
         return build_sampling_setup(requests, [self._generator_for(r) for r in requests],

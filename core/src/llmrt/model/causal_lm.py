@@ -35,6 +35,24 @@ class CausalLM(nn.Module):
         """
         raise NotImplementedError
 
+    def forward_rows(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        attn_metadata: AttentionMetadata,
+        rows: torch.Tensor,
+    ) -> torch.Tensor:
+        """Hidden states ``[N, H]`` of the token rows ``rows`` only (``LongTensor[N]``, indices
+        into the step's ``T`` tokens), equal to ``forward(...)[rows]``.
+
+        The runner calls it when it needs only the sampling rows, e.g. each prompt's last token.
+        Every token's keys and values must still be written to the cache, but work that goes row
+        by row after the last layer's attention (output projection, MLP, final norm) need not run
+        for the other rows: an override may skip it, which spares about one layer's MLP per prompt
+        token. This default runs the whole forward pass and selects.
+        """
+        return self(input_ids, positions, attn_metadata)[rows]
+
     def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """``hidden [N, H] -> logits [N, vocab]`` in float32, final soft-capping applied.
 

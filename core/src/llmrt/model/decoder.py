@@ -127,15 +127,21 @@ class DecoderAttention(nn.Module):
         )
 
     def forward(
-        self, positions: torch.Tensor, hidden: torch.Tensor, metadata: AttentionMetadata
+        self,
+        positions: torch.Tensor,
+        hidden: torch.Tensor,
+        metadata: AttentionMetadata,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``[T, H] -> [T, H]``."""
+        """``[T, H] -> [T, H]``, or ``[N, H]`` for the ``N`` token rows ``rows`` (every token's
+        key and value are still cached; only the output projection is limited to ``rows``)."""
         q, k, v = self.qkv_proj(hidden).split(self.split_sizes, dim=-1)
         if self.q_norm is not None:
             q, k = self.rotary_emb.with_qk_norm(positions, q, k, self.q_norm, self.k_norm)
         else:
             q, k = self.rotary_emb(positions, q, k)
-        return self.o_proj(self.attn(q, k, v, metadata))
+        out = self.attn(q, k, v, metadata)
+        return self.o_proj(out if rows is None else out[rows])
 
 
 class DecoderMLP(nn.Module):
@@ -179,13 +185,20 @@ class DecoderLayer(nn.Module):
         hidden: torch.Tensor,
         residual: torch.Tensor | None,
         metadata: AttentionMetadata,
+        rows: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(hidden, residual) -> (hidden, residual)``; the caller adds the last pair."""
+        """``(hidden, residual) -> (hidden, residual)``; the caller adds the last pair.
+
+        With ``rows``, the pair returned holds only those token rows: everything after attention
+        is row by row, so it runs on them alone.
+        """
         if residual is None:
             hidden, residual = self.input_layernorm(hidden), hidden
         else:
             hidden, residual = self.input_layernorm(hidden, residual)
-        hidden = self.self_attn(positions, hidden, metadata)
+        hidden = self.self_attn(positions, hidden, metadata, rows)
+        if rows is not None:
+            residual = residual[rows]
         if self.sandwich:
             hidden = self.post_attention_layernorm(hidden)
             hidden, residual = self.pre_feedforward_layernorm(hidden, residual)
@@ -226,15 +239,22 @@ class DecoderModel(nn.Module):
         self.norm = spec.norm(spec.hidden_size, ctx)
 
     def forward(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, metadata: AttentionMetadata
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        metadata: AttentionMetadata,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``ids [T] -> hidden [T, H]`` after the final norm."""
+        """``ids [T] -> hidden [T, H]`` after the final norm; ``[N, H]`` with ``rows`` (the last
+        layer runs its work after attention on those ``N`` token rows only)."""
         hidden = self.embed_tokens(input_ids)
         if self.embed_scale is not None:
             hidden = hidden * self.embed_scale
         residual = None
-        for layer in self.layers[self.start_layer : self.end_layer]:
-            hidden, residual = layer(positions, hidden, residual, metadata)
+        last = self.end_layer - 1
+        for index in range(self.start_layer, self.end_layer):
+            layer_rows = rows if index == last else None
+            hidden, residual = self.layers[index](positions, hidden, residual, metadata, layer_rows)
         if residual is None:
             return self.norm(hidden)
         return self.norm(hidden, residual)[0]
@@ -288,6 +308,17 @@ class DecoderForCausalLM(CausalLM):
     ) -> torch.Tensor:
         """See :meth:`CausalLM.forward`."""
         return self.model(input_ids, positions, attn_metadata)
+
+    def forward_rows(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        attn_metadata: AttentionMetadata,
+        rows: torch.Tensor,
+    ) -> torch.Tensor:
+        """See :meth:`CausalLM.forward_rows`: the last layer's output projection, MLP and the
+        final norm run on ``rows`` only."""
+        return self.model(input_ids, positions, attn_metadata, rows)
 
     def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """See :meth:`CausalLM.compute_logits`; soft-capping is done in float32."""

@@ -150,9 +150,21 @@ class CudaModelRunner(ModelRunner):
         self.backend.synchronize()
 
     def _run_model(
+        self, input_ids: torch.Tensor, positions: torch.Tensor, metadata: AttentionMetadata,
+        rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Replay a decode graph when one covers the step, else run the model eagerly.
+
+        With ``rows``, the whole pass still runs and its rows are selected after: a last layer
+        limited to the sampling rows would multiply at any row count up to ``max_num_seqs``,
+        which the eager row buckets below exist to avoid.
+        """
+        hidden = self._run_all_rows(input_ids, positions, metadata)
+        return hidden if rows is None else hidden[rows]
+
+    def _run_all_rows(
         self, input_ids: torch.Tensor, positions: torch.Tensor, metadata: AttentionMetadata
     ) -> torch.Tensor:
-        """Replay a decode graph when one covers the step, else run the model eagerly."""
         if self.graphs is not None and self.graphs.can_run(metadata):
             return self.graphs.run(input_ids, positions, metadata)
         n = input_ids.shape[0]
