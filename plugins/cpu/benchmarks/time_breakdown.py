@@ -82,9 +82,9 @@ def instrument() -> None:
         flops[key] += 2 * rows * n * k
         return out
 
-    def run_model(self: Any, ids: torch.Tensor, positions: torch.Tensor, metadata: Any) -> Any:
+    def run_model(self: Any, ids: torch.Tensor, positions: torch.Tensor, metadata: Any, rows: Any = None) -> Any:
         step_kind[0] = "prompt" if metadata.num_tokens > metadata.num_seqs else "decode"
-        return forward(self, ids, positions, metadata)
+        return forward(self, ids, positions, metadata, rows)
 
     def run_to_completion(*args: Any, **kwargs: Any) -> Any:
         for counter in (seconds, calls, flops):  # forget the startup warm-up
