@@ -87,7 +87,7 @@ def _extension_setup() -> dict:
     openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
     extension = CppExtension(
         "llmrt_cpu._C",
-        sources=[str(CSRC / name) for name in ("bindings.cpp", "dispatch.cpp", "attention_plan.cpp")],
+        sources=[str(CSRC / name) for name in ("bindings.cpp", "dispatch.cpp", "attention_plan.cpp", "panel_linear.cpp")],
         # every header and instruction-set unit: an edit to any of them relinks the library
         depends=[str(path) for path in sorted(CSRC.iterdir())],
         define_macros=[("LLMRT_X86_BUILDS", "1")] if is_x86 else [],

@@ -214,7 +214,7 @@ void decode_item(const AttentionArgs& a, const AttentionItem& it, float* scratch
   const int q_len = a.query_start_loc[it.seq + 1] - a.query_start_loc[it.seq];
   const int pos = a.seq_lens[it.seq] - q_len + it.token_begin;
   const int64_t token = a.query_start_loc[it.seq] + it.token_begin;
-  const T* q_rows[ROWS];  // the query rows as stored (the bfloat16 dot-product path reads these)
+  [[maybe_unused]] const T* q_rows[ROWS];  // the query rows as stored (the bfloat16 dot-product path reads these)
   for (int r = 0; r < ROWS; ++r) {
     const T* src = static_cast<const T*>(a.query) + token * a.query_stride + (it.head_begin + r) * D;
     q_rows[r] = src;

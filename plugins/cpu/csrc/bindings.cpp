@@ -15,6 +15,7 @@
 #include "attention_plan.h"
 #include "dispatch.h"
 #include "kernels.h"
+#include "panel_linear.h"
 
 namespace llmrt_cpu {
 namespace {
@@ -279,4 +280,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("plan_attention", &plan_attention_items);
   m.def("paged_attention", &paged_attention);
   m.def("sample_categorical", &sample_categorical);
+  m.def("pack_panels", &pack_panels, "a float32 weight [N, K] packed for panel_linear");
+  m.def("panel_linear", &panel_linear, "x [M, K] @ W^T (+ bias) on a weight packed by pack_panels",
+        py::arg("x"), py::arg("panels"), py::arg("n"), py::arg("bias") = py::none());
 }

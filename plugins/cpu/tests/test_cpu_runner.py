@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from llmrt.sample.sampler import Sampler, SamplingBatch
 from llmrt.sampling_params import SamplingParams
-from llmrt_cpu import cpu_info
+from llmrt_cpu import cpu_info, native
 from llmrt_cpu.sampling import inverse_cdf_sample, sample_categorical
-from llmrt_cpu.linear_packing import PackedLinearMethod, PackedWeight, onednn_available
+from llmrt_cpu.linear_packing import PANEL_ENV, PackedLinearMethod, PackedWeight, onednn_available, panels_available
 from llmrt_cpu.model_runner import CpuModelRunner, lazily_zeroed
 
 
@@ -44,20 +44,51 @@ def test_seeded_rows_sample_as_core_does():
     assert ours[0] == core[0] and ours[2] == core[2]
 
 
+@pytest.fixture(params=["panels", "onednn"])
+def float32_path(request, monkeypatch):
+    """Each float32 product path: the brgemm panels (where available) and oneDNN's linear op."""
+    if request.param == "panels" and not panels_available():
+        pytest.skip("no brgemm panels here (native kernels or AVX2 missing)")
+    if request.param == "onednn":
+        monkeypatch.setenv(PANEL_ENV, "0")
+    return request.param
+
+
 @pytest.mark.skipif(not onednn_available(), reason="PyTorch without oneDNN")
-@pytest.mark.parametrize("rows", [1, 3, 32])
-def test_packed_weight_matches_f_linear(rows):
+@pytest.mark.parametrize("rows", [0, 1, 3, 32, 200])
+@pytest.mark.parametrize("shape", [(96, 64), (200, 72)])  # 200 outputs: a partial last panel
+def test_packed_weight_matches_f_linear(float32_path, rows, shape):
     gen = torch.Generator().manual_seed(2)
-    weight, bias = torch.randn(96, 64, generator=gen), torch.randn(96, generator=gen)
-    x = torch.randn(rows, 64, generator=gen)
-    torch.testing.assert_close(PackedWeight(weight)(x, bias), F.linear(x, weight, bias), rtol=1e-5, atol=1e-4)
+    weight, bias = torch.randn(*shape, generator=gen), torch.randn(shape[0], generator=gen)
+    kernel = PackedWeight(weight)
+    assert (kernel.panels is not None) == (float32_path == "panels")
+    x = torch.randn(rows, shape[1], generator=gen)
+    strided = torch.randn(rows, 2 * shape[1], generator=gen)[:, 1::2]  # unit stride in neither dimension
+    sliced = torch.randn(rows, shape[1] + 8, generator=gen)[:, 8:]  # rows apart by more than their length
+    for a in (x, strided, sliced):
+        torch.testing.assert_close(kernel(a, bias), F.linear(a, weight, bias), rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(kernel(a), F.linear(a, weight), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.skipif(not panels_available(), reason="no brgemm panels here")
+def test_panel_product_rejects_mismatched_inputs():
+    _C = native.kernels()
+    panels = _C.pack_panels(torch.randn(96, 64))
+    with pytest.raises(RuntimeError, match="pack_panels"):
+        _C.panel_linear(torch.randn(3, 32), panels, 96)
+    with pytest.raises(RuntimeError, match="float32"):
+        _C.panel_linear(torch.randn(3, 64, dtype=torch.bfloat16), panels, 96)
+    with pytest.raises(RuntimeError, match="bias"):
+        _C.panel_linear(torch.randn(3, 64), panels, 96, torch.randn(95))
 
 
 @pytest.mark.skipif(not onednn_available(), reason="PyTorch without oneDNN")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_short_inputs_run_padded_and_keep_their_rows(dtype):
-    """Inputs shorter than ``min_rows`` run padded (float32 on AVX-512 CPUs): every call, of any
-    length and in any order, still gives each row's own product and nothing of the others'."""
+def test_short_inputs_run_padded_and_keep_their_rows(dtype, monkeypatch):
+    """On oneDNN's op, inputs shorter than ``min_rows`` run padded (float32 on AVX-512 CPUs):
+    every call, of any length and in any order, still gives each row's own product and nothing
+    of the others'."""
+    monkeypatch.setenv(PANEL_ENV, "0")
     gen = torch.Generator().manual_seed(3)
     weight = torch.randn(96, 64, generator=gen).to(dtype)
     kernel = PackedWeight(weight)

@@ -1,13 +1,22 @@
-"""Matrix products on oneDNN with prepacked weights (PyTorch's ``mkldnn`` linear ops).
+"""Matrix products on weights packed once: PyTorch's brgemm micro-kernel or oneDNN's linear ops.
 
-``F.linear`` runs float32 products on MKL. On the CPUs measured here (AMD EPYC), oneDNN on a
-weight reordered once into its blocked layout is 1.3-1.7x faster for 2-128 rows and 2-4x for
-the vocabulary-sized output projection; bfloat16 gains 5-30%.
+``F.linear`` runs float32 products on MKL. On the CPUs measured here (AMD EPYC) that is slower
+than oneDNN's kernels on a weight reordered once into their blocked layout: 1.3-1.7x for 2-128
+rows and 2-4x for the vocabulary-sized output projection; bfloat16 gains 5-30%. So:
+
+- float32 on x86-64 CPUs with AVX2 (where the native kernels are built): the weight is packed into
+  column panels and multiplied by ``llmrt_cpu._C.panel_linear``, which drives PyTorch's
+  ``at::native::cpublas::brgemm``, i.e. oneDNN's brgemm micro-kernel, the one oneDNN's inner
+  product runs (bitwise the same results), without the ~20 us a call that the primitive API costs.
+  On the side-by-side model that overhead was 10-25% of a decode step's products (see
+  ``PANEL_ENV``);
+- everything else (bfloat16, or without the native kernels): ``torch.ops.mkldnn._linear_pointwise``
+  on the weight reordered once by ``_reorder_linear_weight``.
 
 The plugin registers :class:`PackedLinearMethod` as the ``cpu`` backend's method for unquantized
 products (``llmrt_register_linear_methods``): every unquantized linear layer and the language-model
 head run through it, and it packs its layer's weight once the checkpoint is loaded. Quantized
-layers keep their own method. ``$LLMRT_CPU_ONEDNN_LINEAR=0`` turns this off.
+layers keep their own method. ``$LLMRT_CPU_ONEDNN_LINEAR=0`` turns all of this off.
 """
 
 from __future__ import annotations
@@ -20,13 +29,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrt.model.layers.linear import UnquantizedLinearMethod
-from llmrt_cpu import cpu_info
+from llmrt_cpu import cpu_info, native
 
 ONEDNN_ENV = "LLMRT_CPU_ONEDNN_LINEAR"
+PANEL_ENV = "LLMRT_CPU_PANEL_LINEAR"
+"""Set to ``0`` to run float32 products on oneDNN's linear op instead of the brgemm panels."""
 PACK_ROWS_HINT = 32
 """Batch size oneDNN tunes the packed layout for (any batch works)."""
 FLOAT32_MIN_ROWS_AVX512 = 6
-"""Float32 inputs of fewer rows run padded to this many on AVX-512 CPUs. There oneDNN multiplies
+"""On oneDNN's linear op (float32 without the panels), inputs of fewer rows run padded to this many
+on AVX-512 CPUs. There oneDNN multiplies
 1-5 rows more slowly than 6 (likely its register block) when the weights come from memory: the
 benchmark model's products of one decode step took 5.1 ms at 1 row, 5.3 at 2 and 4.3 at 6, and
 rose steadily beyond (`plugins/cpu/benchmarks/small_batch_products.py`; measured on one AMD Zen 4
@@ -41,21 +53,42 @@ def onednn_available() -> bool:
             and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
+def panels_available() -> bool:
+    """Float32 products can run on the brgemm panels: native kernels built, an x86-64 CPU with
+    AVX2 (where PyTorch's brgemm is oneDNN's micro-kernel), and not turned off by ``PANEL_ENV``."""
+    return (os.environ.get(PANEL_ENV, "1") != "0" and native.kernels() is not None
+            and "avx2" in cpu_info.instruction_sets())
+
+
 class PackedWeight:
-    """A weight ``[out, in]`` with its oneDNN-packed copy; ``__call__`` is ``F.linear``."""
+    """A weight ``[out, in]`` with its packed copy (brgemm panels or oneDNN's layout, see the
+    module docstring); ``__call__`` is ``F.linear``."""
 
     def __init__(self, weight: torch.Tensor) -> None:
         self.weight = weight
         self.dtype = weight.dtype
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACK_ROWS_HINT)
+        self.out_features = weight.shape[0]
+        self.panels: torch.Tensor | None = None
+        self.packed: torch.Tensor | None = None
+        if self.dtype == torch.float32 and panels_available():
+            self.panels = native.kernels().pack_panels(weight.detach())
+            self._panel_linear = native.kernels().panel_linear
+        else:
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACK_ROWS_HINT)
         # The resolved overload: calling the op's packet picks an overload on every call.
         self._linear = torch.ops.mkldnn._linear_pointwise.default
         self.min_rows = FLOAT32_MIN_ROWS_AVX512 if self.dtype == torch.float32 and _has_avx512() else 1
         self._padded: torch.Tensor | None = None  # [min_rows, in]: a short input, then leftovers
 
     def __call__(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        """``x @ weight^T + bias``: oneDNN for 2-D inputs of the weight's dtype (fewer than
-        ``min_rows`` rows run padded; the padding rows' results are dropped)."""
+        """``x @ weight^T + bias`` for 2-D inputs of the weight's dtype: on the panels, or on
+        oneDNN (where fewer than ``min_rows`` rows run padded and the padding rows' results are
+        dropped); ``F.linear`` otherwise."""
+        if self.panels is not None:
+            if (x.dim() == 2 and x.dtype == self.dtype and x.stride(-1) == 1 and not x.requires_grad
+                    and (bias is None or (bias.dtype == self.dtype and bias.is_contiguous()))):
+                return self._panel_linear(x, self.panels, self.out_features, bias)
+            return F.linear(x, self.weight, bias)
         if x.dim() == 2 and x.dtype == self.dtype:
             rows = x.shape[0]
             if rows >= self.min_rows or rows == 0 or x.requires_grad:
