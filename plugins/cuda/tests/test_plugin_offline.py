@@ -142,6 +142,8 @@ def test_steps_a_graph_covers_replay_it_and_eager_steps_are_padded():
     assert out.tolist() == [[i, p] for i, p in zip(ids.tolist(), positions.tolist())]  # the real rows only
     padded_ids, padded_positions = seen[-1]
     assert len(padded_ids) == 256 and not padded_ids[5:].any() and not padded_positions[5:].any()
+    sampled = CudaModelRunner._run_model(runner, ids, positions, prompt, torch.tensor([4, 1]))
+    assert sampled.tolist() == [[9, 7], [6, 4]] and len(seen[-1][0]) == 256  # every row ran, two returned
     runner.graphs = None  # --enforce-eager: a decode-only step keeps its rows (one-row products)
     CudaModelRunner._run_model(runner, ids, positions, decode)
     assert len(seen[-1][0]) == 5

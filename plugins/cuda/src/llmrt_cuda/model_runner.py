@@ -159,24 +159,20 @@ class CudaModelRunner(ModelRunner):
         limited to the sampling rows would multiply at any row count up to ``max_num_seqs``,
         which the eager row buckets below exist to avoid.
         """
-        hidden = self._run_all_rows(input_ids, positions, metadata)
-        return hidden if rows is None else hidden[rows]
-
-    def _run_all_rows(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, metadata: AttentionMetadata
-    ) -> torch.Tensor:
-        if self.graphs is not None and self.graphs.can_run(metadata):
-            return self.graphs.run(input_ids, positions, metadata)
         n = input_ids.shape[0]
-        rows = padded_rows(n, self.config.scheduler.max_num_batched_tokens)
-        if rows == n or metadata.max_query_len == 1 or not self._pads_rows:
+        padded = padded_rows(n, self.config.scheduler.max_num_batched_tokens)
+        if self.graphs is not None and self.graphs.can_run(metadata):
+            hidden = self.graphs.run(input_ids, positions, metadata)
+        elif padded == n or metadata.max_query_len == 1 or not self._pads_rows:
             # decode-only steps (graphs cover them unless --enforce-eager) keep their exact rows:
             # one-row products take the GEMV path
-            return self.model(input_ids, positions, metadata)
-        pad = rows - n  # rows of token 0 at position 0: no key is stored for them (past num_tokens)
-        input_ids = torch.cat([input_ids, input_ids.new_zeros(pad)])
-        positions = torch.cat([positions, positions.new_zeros(pad)])
-        return self.model(input_ids, positions, metadata)[:n]
+            hidden = self.model(input_ids, positions, metadata)
+        else:
+            pad = padded - n  # rows of token 0 at position 0: no key is stored for them (past num_tokens)
+            input_ids = torch.cat([input_ids, input_ids.new_zeros(pad)])
+            positions = torch.cat([positions, positions.new_zeros(pad)])
+            hidden = self.model(input_ids, positions, metadata)[:n]
+        return hidden if rows is None else hidden[rows]
 
 
 EAGER_ROW_BUCKET = 256
