@@ -11,7 +11,7 @@ import time
 
 import httpx
 import pytest
-from helpers import ServerProcess
+from helpers import ServerProcess, metric
 
 pytestmark = pytest.mark.xdist_group("llmrt-server")  # one shared server per worker
 
@@ -89,7 +89,10 @@ def test_engine_death_fails_requests_and_exits_nonzero(tiny_model, tmp_path):
 
         worker = threading.Thread(target=generate)
         worker.start()
-        time.sleep(0.5)
+        # killed while the request runs (seen in the metrics): after a fixed delay it may be done
+        deadline = time.monotonic() + 30
+        while metric(proc.url, "llmrt:num_requests_running") == 0 and time.monotonic() < deadline:
+            time.sleep(0.002)
         os.kill(proc.engine_pid(), signal.SIGKILL)
         worker.join(60)
         response = results["response"]
