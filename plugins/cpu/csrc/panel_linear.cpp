@@ -6,7 +6,8 @@
 // micro-kernel (the one oneDNN's own inner product uses: results are bitwise the same) and
 // elsewhere PyTorch's gemm. The loops around it are ours because oneDNN's primitive API costs
 // about 20 us of host time per call, which is most of a small decode product; the kernel
-// lookup here is a hash-map probe.
+// lookup here is a hash-map probe. PyTorch generates a kernel for each row count on its first
+// use (per thread, cached): rows go in chunks of at most kRowChunk, so there are few of them.
 //
 // Threads split the panels, each thread keeping its panels contiguous; rows go in chunks of
 // kRowChunk, chunk by chunk, so a chunk of x stays in the cache while the thread's panels pass.
@@ -28,12 +29,19 @@ constexpr int64_t kRowChunk = 128;
 at::Tensor pack_panels(const at::Tensor& weight) {
   TORCH_CHECK(weight.dim() == 2 && weight.scalar_type() == at::kFloat && weight.device().is_cpu(),
               "pack_panels expects a float32 CPU weight [N, K]");
-  const int64_t n = weight.size(0), k = weight.size(1);
-  const int64_t panels = (n + kPanelWidth - 1) / kPanelWidth;
-  at::Tensor padded = at::zeros({panels * kPanelWidth, k}, weight.options());
-  padded.narrow(0, 0, n).copy_(weight);
-  // [P * 64, K] -> [P, 64, K] -> [P, K, 64]
-  return padded.view({panels, kPanelWidth, k}).transpose(1, 2).contiguous();
+  const at::Tensor w = weight.contiguous();
+  const int64_t n = w.size(0), k = w.size(1);
+  const int64_t full = n / kPanelWidth, rest = n % kPanelWidth;
+  at::Tensor panels = at::empty({full + (rest > 0), k, kPanelWidth}, weight.options());
+  if (full > 0) {  // rows [P * 64, K] seen as [P, 64, K], written as [P, K, 64]; no other copy
+    panels.narrow(0, 0, full).copy_(w.narrow(0, 0, full * kPanelWidth).view({full, kPanelWidth, k}).transpose(1, 2));
+  }
+  if (rest > 0) {  // the partial last panel, zero-padded
+    at::Tensor last = panels.select(0, full);
+    last.zero_();
+    last.narrow(1, 0, rest).copy_(w.narrow(0, full * kPanelWidth, rest).t());
+  }
+  return panels;
 }
 
 at::Tensor panel_linear(const at::Tensor& x, const at::Tensor& panels, int64_t n,
