@@ -45,19 +45,18 @@ at::Tensor pack_panels(const at::Tensor& weight) {
 }
 
 at::Tensor panel_linear(const at::Tensor& x, const at::Tensor& panels, int64_t n,
-                        const c10::optional<at::Tensor>& bias) {
+                        const std::optional<at::Tensor>& bias) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.device().is_cpu() && x.stride(1) == 1,
               "panel_linear expects float32 CPU rows x [M, K] with a contiguous last dimension");
   TORCH_CHECK(panels.dim() == 3 && panels.scalar_type() == at::kFloat && panels.is_contiguous() &&
                   panels.size(2) == kPanelWidth && panels.size(1) == x.size(1) &&
                   panels.size(0) == (n + kPanelWidth - 1) / kPanelWidth,
               "panels must come from pack_panels for a weight [", n, ", ", x.size(1), "]");
+  TORCH_CHECK(!bias.has_value() || (bias->scalar_type() == at::kFloat && bias->device().is_cpu() &&
+                                     bias->is_contiguous() && bias->numel() == n),
+              "bias must be a contiguous float32 CPU tensor [N]");
   const int64_t m = x.size(0), k = x.size(1), lda = x.stride(0);
   at::Tensor out = at::empty({m, n}, x.options());
-  if (bias.has_value()) {
-    TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->is_contiguous() && bias->numel() == n,
-                "bias must be a contiguous float32 [N]");
-  }
   if (m == 0 || n == 0) return out;
   const float* a = x.data_ptr<float>();
   const float* w = panels.data_ptr<float>();

@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+
 namespace llmrt_cpu {
 
 // The float32 CPU weight [N, K] packed into column panels [ceil(N / 64), K, 64].
@@ -10,6 +12,6 @@ at::Tensor pack_panels(const at::Tensor& weight);
 
 // x [M, K] @ W^T (+ bias [N]) -> [M, N], for W [N, K] packed by pack_panels.
 at::Tensor panel_linear(const at::Tensor& x, const at::Tensor& panels, int64_t n,
-                        const c10::optional<at::Tensor>& bias);
+                        const std::optional<at::Tensor>& bias);
 
 }  // namespace llmrt_cpu
