@@ -4,8 +4,9 @@ The products of the CPU side-by-side model (8 layers: QKV, output, gate/up and d
 then the LM head; distinct weights per layer, 134 MB in float32, so each step reads them from
 DRAM as a real decode step does) through oneDNN on prepacked weights, at 1 to ``--max-rows``
 rows. The sizes are visited in turn, round after round, and the median of the rounds is printed,
-as ``raw`` (the op on exactly that many rows) and ``engine`` (``PackedWeight``, which pads short
-float32 inputs on AVX-512 CPUs; see ``FLOAT32_MIN_ROWS_AVX512``).
+as ``raw`` (the product on exactly that many rows) and ``engine`` (``PackedWeight``, which on
+oneDNN's op pads short float32 inputs on AVX-512 CPUs; see ``FLOAT32_MIN_ROWS_AVX512``). Float32
+runs on the brgemm panels unless ``LLMRT_CPU_PANEL_LINEAR=0``.
 
     .venv/bin/python plugins/cpu/benchmarks/small_batch_products.py --dtype float32 bfloat16
 """
@@ -17,6 +18,7 @@ import statistics
 import time
 
 import torch
+from llmrt_cpu import native
 from llmrt_cpu.linear_packing import PACK_ROWS_HINT, PackedWeight
 
 
@@ -52,15 +54,22 @@ def time_step(products: list, inputs: dict[int, torch.Tensor], steps: int) -> fl
     return (time.perf_counter() - start) / steps * 1e3
 
 
+def raw_product(kernel: PackedWeight):
+    """The kernel's product on exactly the rows given: the brgemm panels, or oneDNN's op unpadded."""
+    if kernel.panels is not None:
+        return lambda x: native.kernels().panel_linear(x, kernel.panels, kernel.out_features)
+    linear = torch.ops.mkldnn._linear_pointwise.default
+    return lambda x: linear(x, kernel.packed, None, "none", (), "")
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    linear = torch.ops.mkldnn._linear_pointwise.default
     for name in args.dtype:
         dtype = getattr(torch, name)
         weights = [torch.randn(out, inp).to(dtype) for out, inp in step_shapes(args)]
         kernels = [PackedWeight(w) for w in weights]
-        raw = [(lambda x, k=k: linear(x, k.packed, None, "none", (), ""), k.weight.shape[1]) for k in kernels]
+        raw = [(raw_product(k), k.weight.shape[1]) for k in kernels]
         engine = [(k, k.weight.shape[1]) for k in kernels]
         widths = {w.shape[1] for w in weights}
         times: dict[tuple[str, int], list[float]] = {}
@@ -70,8 +79,9 @@ def main() -> None:
                 for kind, products in (("raw", raw), ("engine", engine)):
                     times.setdefault((kind, rows), []).append(time_step(products, inputs, args.steps))
         megabytes = sum(w.numel() * w.element_size() for w in weights) / 1e6
-        print(f"{name}: {megabytes:.0f} MB of weights a step, packed for {PACK_ROWS_HINT} rows, "
-              f"min_rows {kernels[0].min_rows}; ms a step (median of {args.rounds} rounds)")
+        path = ("brgemm panels" if kernels[0].panels is not None
+                else f"oneDNN's op, packed for {PACK_ROWS_HINT} rows, min_rows {kernels[0].min_rows}")
+        print(f"{name}: {megabytes:.0f} MB of weights a step on {path}; ms a step (median of {args.rounds} rounds)")
         print("rows   raw  engine")
         for rows in range(1, args.max_rows + 1):
             raw_ms, engine_ms = (statistics.median(times[(kind, rows)]) for kind in ("raw", "engine"))
