@@ -133,9 +133,10 @@ def test_forward_rows_keeps_the_cache_of_rows_left_out(models):
     harness = PagedHarness(model)
     assert harness.step([(0, prompts[0][:17])], rows=[]).shape[0] == 0
     split = len(prompts[0]) - 17
-    rows = [split - 1, split + 3, split + len(prompts[1]) - 1]
+    rows = [split + len(prompts[1]) - 1, split - 1, split + 3, split - 1]  # unsorted, one twice
     logits = harness.step([(0, prompts[0][17:]), (1, prompts[1])], rows=rows)
-    expected = torch.stack([_hf_logits(hf, prompts[0])[-1], *_hf_logits(hf, prompts[1])[[3, -1]]])
+    last, second = _hf_logits(hf, prompts[0])[-1], _hf_logits(hf, prompts[1])
+    expected = torch.stack([second[-1], last, second[3], last])
     torch.testing.assert_close(logits, expected, atol=ATOL, rtol=0, msg=lambda m: f"{arch}: {m}")
 
 

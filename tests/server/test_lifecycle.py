@@ -93,6 +93,7 @@ def test_engine_death_fails_requests_and_exits_nonzero(tiny_model, tmp_path):
         deadline = time.monotonic() + 30
         while metric(proc.url, "llmrt:num_requests_running") == 0 and time.monotonic() < deadline:
             time.sleep(0.002)
+        assert "response" not in results, "the request finished before it was seen running"
         os.kill(proc.engine_pid(), signal.SIGKILL)
         worker.join(60)
         response = results["response"]

@@ -6,23 +6,59 @@
 // micro-kernel (the one oneDNN's own inner product uses: results are bitwise the same) and
 // elsewhere PyTorch's gemm. The loops around it are ours because oneDNN's primitive API costs
 // about 20 us of host time per call, which is most of a small decode product; the kernel
-// lookup here is a hash-map probe. PyTorch generates a kernel for each row count on its first
-// use (per thread, cached): rows go in chunks of at most kRowChunk, so there are few of them.
+// lookup here is a hash-map probe.
 //
-// Threads split the panels, each thread keeping its panels contiguous; rows go in chunks of
-// kRowChunk, chunk by chunk, so a chunk of x stays in the cache while the thread's panels pass.
+// PyTorch compiles a kernel for each row count on its first use and keeps it for the thread
+// (about 13 KB and 0.1-0.2 ms each). So a chunk goes to the kernel as a multiple of kRowStep rows
+// and the rest: at most 15 row counts per weight shape and thread, however many rows steps bring.
+//
+// Work items are (row chunk, panel) tiles, chunk by chunk. Threads take the panels of each chunk
+// in contiguous runs (a chunk of x stays in the cache while a thread's panels pass), and split
+// the chunks too when there are fewer panels than threads.
 #include "panel_linear.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/native/CPUBlas.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace llmrt_cpu {
 namespace {
 
 constexpr int64_t kPanelWidth = 64;
-constexpr int64_t kRowChunk = 128;
+constexpr int64_t kRowChunk = 64;
+constexpr int64_t kRowStep = 8;
+
+struct Product {
+  const float* x;  // [m, k], rows lda apart
+  int64_t lda;
+  const float* panels;  // [ceil(n / 64), k, 64]
+  const float* bias;    // [n] or null
+  float* out;           // [m, n]
+  int64_t m, n, k;
+};
+
+// Rows [row, row + kRowChunk) of x (fewer at the end) times panel p, written (plus the bias) to
+// their place in out: a multiple of kRowStep rows, then the rest, so that the kernel sees at most
+// 15 row counts.
+void multiply_tile(const Product& pr, int64_t row, int64_t p) {
+  const int64_t rows = std::min(kRowChunk, pr.m - row);
+  const int64_t col = p * kPanelWidth, cols = std::min(kPanelWidth, pr.n - col);
+  const float* w = pr.panels + p * pr.k * kPanelWidth;
+  float* tile = pr.out + row * pr.n + col;
+  const int64_t bulk = rows / kRowStep * kRowStep;
+  for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, bulk}, {bulk, rows - bulk}}) {
+    if (count == 0) continue;
+    at::native::cpublas::brgemm(count, cols, pr.k, pr.lda, kPanelWidth, pr.n, false,
+                                pr.x + (row + first) * pr.lda, w, tile + first * pr.n, false);
+  }
+  if (pr.bias != nullptr) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < cols; ++j) tile[r * pr.n + j] += pr.bias[col + j];
+    }
+  }
+}
 
 }  // namespace
 
@@ -55,29 +91,25 @@ at::Tensor panel_linear(const at::Tensor& x, const at::Tensor& panels, int64_t n
   TORCH_CHECK(!bias.has_value() || (bias->scalar_type() == at::kFloat && bias->device().is_cpu() &&
                                      bias->is_contiguous() && bias->numel() == n),
               "bias must be a contiguous float32 CPU tensor [N]");
-  const int64_t m = x.size(0), k = x.size(1), lda = x.stride(0);
+  const int64_t m = x.size(0);
   at::Tensor out = at::empty({m, n}, x.options());
   if (m == 0 || n == 0) return out;
-  const float* a = x.data_ptr<float>();
-  const float* w = panels.data_ptr<float>();
-  const float* b = bias.has_value() ? bias->data_ptr<float>() : nullptr;
-  float* c = out.data_ptr<float>();
-  at::parallel_for(0, panels.size(0), 1, [&](int64_t first, int64_t last) {
-    for (int64_t row = 0; row < m; row += kRowChunk) {
-      const int64_t rows = std::min(kRowChunk, m - row);
-      for (int64_t p = first; p < last; ++p) {
-        const int64_t col = p * kPanelWidth, cols = std::min(kPanelWidth, n - col);
-        float* tile = c + row * n + col;
-        at::native::cpublas::brgemm(rows, cols, k, lda, kPanelWidth, n, false, a + row * lda, w + p * k * kPanelWidth,
-                                    tile, false);
-        if (b != nullptr) {
-          for (int64_t r = 0; r < rows; ++r) {
-            for (int64_t j = 0; j < cols; ++j) tile[r * n + j] += b[col + j];
-          }
-        }
+  const Product pr{x.data_ptr<float>(), x.stride(0), panels.data_ptr<float>(),
+                   bias.has_value() ? bias->data_ptr<float>() : nullptr, out.data_ptr<float>(), m, n, x.size(1)};
+  const int64_t num_panels = panels.size(0), chunks = (m + kRowChunk - 1) / kRowChunk;
+  if (chunks == 1 || num_panels >= at::get_num_threads()) {
+    // Each thread a contiguous run of panels, for every chunk in turn.
+    at::parallel_for(0, num_panels, 1, [&](int64_t first, int64_t last) {
+      for (int64_t row = 0; row < m; row += kRowChunk) {
+        for (int64_t p = first; p < last; ++p) multiply_tile(pr, row, p);
       }
-    }
-  });
+    });
+  } else {
+    // Fewer panels than threads: the (chunk, panel) tiles, chunk-major, split as one range.
+    at::parallel_for(0, chunks * num_panels, 1, [&](int64_t first, int64_t last) {
+      for (int64_t t = first; t < last; ++t) multiply_tile(pr, t / num_panels * kRowChunk, t % num_panels);
+    });
+  }
   return out;
 }
 

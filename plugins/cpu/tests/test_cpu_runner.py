@@ -55,7 +55,7 @@ def float32_path(request, monkeypatch):
 
 
 @pytest.mark.skipif(not onednn_available(), reason="PyTorch without oneDNN")
-@pytest.mark.parametrize("rows", [0, 1, 3, 32, 200])
+@pytest.mark.parametrize("rows", [0, 1, 3, 13, 32, 75, 200])  # 13, 75: row chunks of a multiple of 8 and a rest
 @pytest.mark.parametrize("shape", [(96, 64), (200, 72)])  # 200 outputs: a partial last panel
 def test_packed_weight_matches_f_linear(float32_path, rows, shape):
     gen = torch.Generator().manual_seed(2)
@@ -68,6 +68,24 @@ def test_packed_weight_matches_f_linear(float32_path, rows, shape):
     for a in (x, strided, sliced):
         torch.testing.assert_close(kernel(a, bias), F.linear(a, weight, bias), rtol=1e-5, atol=1e-4)
         torch.testing.assert_close(kernel(a), F.linear(a, weight), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.skipif(not panels_available(), reason="no brgemm panels here")
+@pytest.mark.parametrize("threads", [1, 3])  # 3 threads, 2 panels: the rows split across threads too
+def test_panel_product_without_onednn_and_across_threads(threads, monkeypatch):
+    """With oneDNN turned off PyTorch's brgemm takes its gemm fallback; the results stay the same."""
+    _C = native.kernels()
+    gen = torch.Generator().manual_seed(4)
+    weight, x = torch.randn(100, 48, generator=gen), torch.randn(150, 48, generator=gen)
+    panels = _C.pack_panels(weight)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.testing.assert_close(_C.panel_linear(x, panels, 100), F.linear(x, weight), rtol=1e-5, atol=1e-4)
+        monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+        torch.testing.assert_close(_C.panel_linear(x, panels, 100), F.linear(x, weight), rtol=1e-5, atol=1e-4)
+    finally:
+        torch.set_num_threads(saved)
 
 
 @pytest.mark.skipif(not panels_available(), reason="no brgemm panels here")

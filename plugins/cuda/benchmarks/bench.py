@@ -387,9 +387,9 @@ class StepProfiler:
             self.forwards["graph"] += 1
             return replay(*args)
 
-        def counted(ids, positions, metadata):
+        def counted(ids, positions, metadata, rows=None):
             self.forwards["all"] += 1
-            return forward(ids, positions, metadata)
+            return forward(ids, positions, metadata, rows)
 
         if graphs is not None:
             graphs.run = replayed

@@ -255,6 +255,8 @@ class DecoderModel(nn.Module):
         for index in range(self.start_layer, self.end_layer):
             layer_rows = rows if index == last else None
             hidden, residual = self.layers[index](positions, hidden, residual, metadata, layer_rows)
+        if rows is not None and self.start_layer == self.end_layer:  # no layer here to select them
+            hidden = hidden[rows]
         if residual is None:
             return self.norm(hidden)
         return self.norm(hidden, residual)[0]

@@ -57,7 +57,7 @@ def onednn_available() -> bool:
 def panels_available() -> bool:
     """Float32 products can run on the brgemm panels: native kernels built, an x86-64 CPU with
     AVX2 (where PyTorch's brgemm is oneDNN's micro-kernel), and not turned off by ``PANEL_ENV``."""
-    return (os.environ.get(PANEL_ENV, "1") != "0" and native.kernels() is not None
+    return (os.environ.get(PANEL_ENV, "1") != "0" and hasattr(native.kernels(), "panel_linear")
             and "avx2" in cpu_info.instruction_sets())
 
 
