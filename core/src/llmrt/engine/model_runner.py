@@ -233,14 +233,14 @@ class ModelRunner:
         if output.is_empty:
             return PendingStep(result)
         input_ids, positions, metadata, sample_rows, sample_index = self._prepare(output.scheduled)
-        if any(s.request.sampling_params.prompt_logprobs is not None for s in output.scheduled):
-            hidden = self._run_model(input_ids, positions, metadata)
+        prompt_logprobs = any(s.request.sampling_params.prompt_logprobs is not None for s in output.scheduled)
+        # Only the sampling rows' hidden states are needed, unless prompt logprobs read every row;
+        # when every row samples (decode) there is nothing to spare.
+        spare_rows = not prompt_logprobs and len(sample_rows) < metadata.num_tokens
+        hidden = self._run_model(input_ids, positions, metadata, sample_index if spare_rows else None)
+        if prompt_logprobs:
             self._prompt_logprobs(output.scheduled, hidden, metadata.query_start_loc_cpu, result)
             hidden = hidden[sample_index]
-        elif len(sample_rows) == metadata.num_tokens:  # every row samples (decode): nothing to spare
-            hidden = self._run_model(input_ids, positions, metadata)
-        else:
-            hidden = self._run_model(input_ids, positions, metadata, sample_index)
         if not sample_rows:
             return PendingStep(result)
         sampling = [s.request for s in output.scheduled if s.samples]
